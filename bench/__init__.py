@@ -1,0 +1,1 @@
+"""calsync benchmarks: scripts that print figures and ratios (not timed tests)."""

@@ -1,0 +1,75 @@
+"""The catalogue of log events: the monitoring contract.
+
+Event names are stable snake_case; operators alert on them. The README's event table is
+checked against this catalogue by a test, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    level: str
+    fields: tuple[str, ...]
+    meaning: str
+
+
+_RUN = ("mailbox", "tenant", "direction", "outcome", "exchange", "local", "conflicts", "skipped",
+        "requests", "duration_s", "run_id")
+
+CATALOGUE: tuple[EventSpec, ...] = (
+    EventSpec("daemon_started", "info", ("mailboxes", "tenants", "version", "store"),
+              "the daemon validated its config, opened the store and starts scheduling"),
+    EventSpec("daemon_heartbeat", "info", ("healthy", "failing", "paused", "due", "running"),
+              "periodic summary of the mailboxes' states"),
+    EventSpec("daemon_stopped", "info", ("reason", "exit_code"), "clean shutdown finished"),
+    EventSpec("config_reloaded", "info", ("added", "removed", "changed"), "SIGHUP applied"),
+    EventSpec("config_reload_failed", "error", ("problems",),
+              "SIGHUP with a broken config: the old config keeps running"),
+    EventSpec("config_warning", "warning", ("warning",), "a configuration warning at start"),
+    EventSpec("sync_started", "debug", ("mailbox", "tenant", "run_id"), "a mailbox run begins"),
+    EventSpec("sync_finished", "info", _RUN,
+              "the canonical line of a successful (or partial) mailbox run"),
+    EventSpec("sync_failed", "error", (*_RUN, "error_code", "error", "hint", "retry_in_s"),
+              "a mailbox run failed; it is retried after retry_in_s"),
+    EventSpec("auth_failed", "error", ("tenant", "error_code", "hint"),
+              "Entra ID refused the tenant's credentials; its mailboxes pause"),
+    EventSpec("mailbox_access_denied", "error", ("mailbox", "tenant", "error_code", "hint"),
+              "the app may not open this mailbox (access policy, RBAC, impersonation)"),
+    EventSpec("mailbox_not_found", "error", ("mailbox", "tenant", "error_code", "hint"),
+              "the mailbox does not exist"),
+    EventSpec("ews_throttled", "warning", ("mailbox", "tenant", "error_code", "back_off_s"),
+              "Exchange asked calsync to slow down"),
+    EventSpec("conflict", "info", ("mailbox", "event_id", "policy", "winner"),
+              "both sides changed one event; the policy chose the winner"),
+    EventSpec("item_skipped", "warning", ("mailbox", "item", "error_code", "error"),
+              "one item could not be synced; the run went on"),
+    EventSpec("mass_delete_guard", "error", ("mailbox", "deletes", "total"),
+              "a run would delete too much of a mailbox and stopped"),
+    EventSpec("full_resync", "warning", ("mailbox", "reason"),
+              "the sync state was refused; the mailbox is reconciled from scratch"),
+    EventSpec("subscription_group_opened", "info", ("tenant", "size", "anchor"),
+              "a streaming connection for a group of mailboxes opened"),
+    EventSpec("subscription_lost", "warning", ("tenant", "anchor", "error_code"),
+              "a streaming subscription or connection was lost; it is replaced"),
+    EventSpec("subscription_failed", "warning", ("mailbox", "error_code"),
+              "a mailbox could not be subscribed; it is polled instead"),
+    EventSpec("subscription_capacity_exceeded", "warning", ("tenant", "polled"),
+              "more mailboxes than connections x subscriptions per connection"),
+    EventSpec("notification", "debug", ("mailbox",), "Exchange reported a change"),
+    EventSpec("secret_expiring", "warning", ("tenant", "days_left", "expires"),
+              "the tenant's secret or certificate expires soon (daily from 30 days ahead)"),
+    EventSpec("secret_expired", "error", ("tenant", "expired"),
+              "the tenant's secret or certificate has expired"),
+    EventSpec("store_error", "error", ("error",), "the local store failed"),
+    EventSpec("ews_request", "debug", ("mailbox", "operation", "soap"),
+              "a SOAP request ([logging] ews_protocol_debug; secrets and bodies removed)"),
+    EventSpec("ews_response", "debug", ("mailbox", "operation", "status", "soap"),
+              "a SOAP response ([logging] ews_protocol_debug)"),
+    EventSpec("internal_error", "critical", ("error",), "a bug: calsync stops with exit 70"),
+)
+
+BY_NAME = {spec.name: spec for spec in CATALOGUE}

@@ -1,0 +1,1 @@
+"""EWS (Exchange Web Services) for calendars, SOAP 1.1 as Exchange Online answers it."""
