@@ -24,15 +24,22 @@ def write_config(folder: Path, mailboxes: int, tenants: int = 5) -> Path:
     for t in range(tenants):
         (folder / f"t{t}.secret").write_text("secret-value\n")
         lines += [
-            "[[tenants]]", f'name = "tenant{t}"',
+            "[[tenants]]",
+            f'name = "tenant{t}"',
             f'tenant_id = "00000000-0000-0000-0000-{t:012d}"',
             'client_id = "11111111-2222-3333-4444-555555555555"',
-            f'client_secret_file = "t{t}.secret"', "",
+            f'client_secret_file = "t{t}.secret"',
+            "",
         ]
     for i in range(mailboxes):
         direction = ("pull", "push", "two-way")[i % 3]
-        lines += ["[[mailboxes]]", f'address = "user{i:05d}@tenant{i % tenants}.example"',
-                  f'tenant = "tenant{i % tenants}"', f'direction = "{direction}"', ""]
+        lines += [
+            "[[mailboxes]]",
+            f'address = "user{i:05d}@tenant{i % tenants}.example"',
+            f'tenant = "tenant{i % tenants}"',
+            f'direction = "{direction}"',
+            "",
+        ]
     path = folder / "calsync.toml"
     path.write_text("\n".join(lines))
     path.chmod(0o600)

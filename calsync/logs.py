@@ -19,22 +19,48 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "[redacted]"
-LIBRARY_LOGGERS = ("exchangelib", "msal", "apscheduler", "urllib3", "requests_oauthlib",
-                   "oauthlib", "alembic", "sqlalchemy", "httpx", "httpcore", "aiohttp")
+LIBRARY_LOGGERS = (
+    "exchangelib",
+    "msal",
+    "apscheduler",
+    "urllib3",
+    "requests_oauthlib",
+    "oauthlib",
+    "alembic",
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+)
 
 _PATTERNS = [
     # Authorization: Bearer <token> / Basic <b64> / NTLM <b64>, in headers dumped any way
-    re.compile(r"(?i)((?:authorization|proxy-authorization)['\"]?\s*[:=]\s*['\"]?)"
-               r"(?:bearer|basic|ntlm|negotiate)?\s*[^\s'\",}]+"),
+    re.compile(
+        r"(?i)((?:authorization|proxy-authorization)['\"]?\s*[:=]\s*['\"]?)"
+        r"(?:bearer|basic|ntlm|negotiate)?\s*[^\s'\",}]+"
+    ),
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*"),
     # form fields and JSON keys of token requests and responses
-    re.compile(r"(?i)((?:client_secret|client_assertion|access_token|refresh_token|id_token|"
-               r"password|assertion)['\"]?\s*[:=]\s*['\"]?)[^&\s'\",}]+"),
+    re.compile(
+        r"(?i)((?:client_secret|client_assertion|access_token|refresh_token|id_token|"
+        r"password|assertion)['\"]?\s*[:=]\s*['\"]?)[^&\s'\",}]+"
+    ),
     # anything shaped like a JWT
     re.compile(r"()eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
 ]
-_SENSITIVE_KEYS = frozenset({"authorization", "client_secret", "client_assertion", "access_token",
-                             "refresh_token", "id_token", "password", "secret", "token"})
+_SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "client_secret",
+        "client_assertion",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "password",
+        "secret",
+        "token",
+    }
+)
 
 
 class _SecretRegistry:
@@ -116,8 +142,12 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure(
@@ -136,7 +166,9 @@ def configure(
         else structlog.processors.JSONRenderer(ensure_ascii=False, default=str)
     )
     exception_processor: Processor = (
-        structlog.processors.format_exc_info if use_console else structlog.processors.dict_tracebacks
+        structlog.processors.format_exc_info
+        if use_console
+        else structlog.processors.dict_tracebacks
     )
     numeric = _LEVELS.get(level.lower(), logging.INFO)
     shared = _shared_processors()

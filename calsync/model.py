@@ -147,7 +147,9 @@ def _canonical(value: Any) -> Any:
 
 def content_hash(data: EventData) -> str:
     """A stable fingerprint of everything an event holds (both sides hash the same model)."""
-    payload = json.dumps(_canonical(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps(
+        _canonical(data), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("check-config", help="validate the configuration and print it, secrets masked")
+    p = sub.add_parser(
+        "check-config", help="validate the configuration and print it, secrets masked"
+    )
     _add_config(p)
     p.add_argument("--json", action="store_true", help="print the effective configuration as JSON")
     p.set_defaults(handler=commands.check_config)

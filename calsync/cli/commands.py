@@ -15,7 +15,13 @@ AddConfig = Callable[[argparse.ArgumentParser], None]
 Register = Callable[[Any, AddConfig, str], None]
 
 # (name, register) pairs for commands defined in their own modules
-REGISTRY: list[tuple[str, Register]] = []
+def _ops(sub: Any, add_config: AddConfig, name: str) -> None:
+    from calsync.cli import ops
+
+    ops.register(sub, add_config, name)
+
+
+REGISTRY: list[tuple[str, Register]] = [("ops", _ops)]
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -29,8 +35,10 @@ def check_config(args: argparse.Namespace) -> int:
         print(json.dumps({"config": effective, "warnings": list(config.warnings)}, indent=2))
     else:
         print(f"# effective configuration of {config.path} (secrets masked)")
-        print(f"# {len(config.tenants)} tenant(s), {len(config.mailboxes)} mailbox(es), "
-              f"{sum(1 for m in config.mailboxes if m.enabled)} enabled")
+        print(
+            f"# {len(config.tenants)} tenant(s), {len(config.mailboxes)} mailbox(es), "
+            f"{sum(1 for m in config.mailboxes if m.enabled)} enabled"
+        )
         print(to_toml(effective))
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)

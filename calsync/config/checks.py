@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import SecretStr
 
 from calsync.config.models import PASSWORD_KEYS, SECRET_KEYS, check_address
 from calsync.config.secrets import SecretSource, from_credential, from_env, from_file, inline
@@ -50,7 +51,7 @@ def secret_source(
     value = raw.get(inline_key)
     if isinstance(value, str):
         return inline(value)
-    if hasattr(value, "get_secret_value"):
+    if isinstance(value, SecretStr):
         return inline(value.get_secret_value())
     if isinstance(raw.get(file_key), str | Path):
         return from_file(Path(raw[file_key]))
@@ -113,55 +114,13 @@ def check_tenant(
     label = tenant_label(index, raw)
     auth = raw.get("auth", "oauth")
     if auth == "oauth":
-        for key in ("tenant_id", "client_id"):
-            if raw.get(key) in (None, ""):
-                findings.problems.append(
-                    f"{label}.{key}: required for OAuth (copy it from Entra ID → App registrations "
-                    "→ your app → Overview)"
-                )
-        given = [k for k in SECRET_KEYS if raw.get(k) not in (None, "")]
-        if len(given) != 1:
-            what = "none" if not given else ", ".join(given)
-            findings.problems.append(
-                f"{label}: give exactly one of client_secret, client_secret_file, "
-                f"client_secret_env, client_secret_credential, certificate_file, "
-                f"certificate_credential (found: {what})"
-            )
-        cert = certificate_source(raw, environ)
-        if cert is not None and len(given) == 1:
-            _not_after, problems = check_certificate(cert, today)
-            findings.problems.extend(f"{label}.certificate: {p}" for p in problems)
-        elif raw.get("certificate_thumbprint") and cert is None:
-            findings.problems.append(
-                f"{label}.certificate_thumbprint: given without certificate_file or "
-                "certificate_credential"
-            )
-        secret = secret_source(raw, SECRET_KEYS[:4], environ)
-        if secret is not None and len(given) == 1:
-            _check_secret_readable(secret, f"{label}.client_secret", findings)
-            if secret.kind == "inline":
-                _warn_inline(label, "client_secret", config_file, findings)
+        _check_oauth(
+            label, raw=raw, environ=environ, config_file=config_file, today=today, findings=findings
+        )
     elif auth in ("ntlm", "basic"):
-        if raw.get("api", "ews") != "ews":
-            findings.problems.append(f"{label}.auth: {auth} works only with api = \"ews\"")
-        if not raw.get("username"):
-            findings.problems.append(f"{label}.username: required for auth = \"{auth}\"")
-        if not raw.get("ews_url") and not raw.get("autodiscover"):
-            findings.problems.append(
-                f"{label}.ews_url: required for an on-premises server (or autodiscover = true)"
-            )
-        given = [k for k in PASSWORD_KEYS if raw.get(k) not in (None, "")]
-        if len(given) != 1:
-            findings.problems.append(
-                f"{label}: give exactly one of password, password_file, password_env, "
-                f"password_credential (found: {', '.join(given) or 'none'})"
-            )
-        else:
-            password = secret_source(raw, PASSWORD_KEYS, environ)
-            if password is not None:
-                _check_secret_readable(password, f"{label}.password", findings)
-                if password.kind == "inline":
-                    _warn_inline(label, "password", config_file, findings)
+        _check_service_account(
+            label, auth=auth, raw=raw, environ=environ, config_file=config_file, findings=findings
+        )
     expires = raw.get("secret_expires")
     if isinstance(expires, date) and expires < today:
         findings.warnings.append(
@@ -169,6 +128,76 @@ def check_tenant(
             "create a new one in Entra ID and update the configuration"
         )
     return findings
+
+
+def _check_oauth(
+    label: str,
+    *,
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None,
+    today: date,
+    findings: Findings,
+) -> None:
+    for key in ("tenant_id", "client_id"):
+        if raw.get(key) in (None, ""):
+            findings.problems.append(
+                f"{label}.{key}: required for OAuth (copy it from Entra ID → App registrations "
+                "→ your app → Overview)"
+            )
+    given = [k for k in SECRET_KEYS if raw.get(k) not in (None, "")]
+    if len(given) != 1:
+        findings.problems.append(
+            f"{label}: give exactly one of client_secret, client_secret_file, "
+            f"client_secret_env, client_secret_credential, certificate_file, "
+            f"certificate_credential (found: {', '.join(given) or 'none'})"
+        )
+        return
+    cert = certificate_source(raw, environ)
+    if cert is not None:
+        _not_after, problems = check_certificate(cert, today)
+        findings.problems.extend(f"{label}.certificate: {p}" for p in problems)
+    elif raw.get("certificate_thumbprint"):
+        findings.problems.append(
+            f"{label}.certificate_thumbprint: given without certificate_file or "
+            "certificate_credential"
+        )
+    secret = secret_source(raw, SECRET_KEYS[:4], environ)
+    if secret is not None:
+        _check_secret_readable(secret, f"{label}.client_secret", findings)
+        if secret.kind == "inline":
+            _warn_inline(label, "client_secret", config_file, findings)
+
+
+def _check_service_account(
+    label: str,
+    *,
+    auth: str,
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None,
+    findings: Findings,
+) -> None:
+    if raw.get("api", "ews") != "ews":
+        findings.problems.append(f'{label}.auth: {auth} works only with api = "ews"')
+    if not raw.get("username"):
+        findings.problems.append(f'{label}.username: required for auth = "{auth}"')
+    if not raw.get("ews_url") and not raw.get("autodiscover"):
+        findings.problems.append(
+            f"{label}.ews_url: required for an on-premises server (or autodiscover = true)"
+        )
+    given = [k for k in PASSWORD_KEYS if raw.get(k) not in (None, "")]
+    if len(given) != 1:
+        findings.problems.append(
+            f"{label}: give exactly one of password, password_file, password_env, "
+            f"password_credential (found: {', '.join(given) or 'none'})"
+        )
+        return
+    password = secret_source(raw, PASSWORD_KEYS, environ)
+    if password is not None:
+        _check_secret_readable(password, f"{label}.password", findings)
+        if password.kind == "inline":
+            _warn_inline(label, "password", config_file, findings)
 
 
 def _warn_inline(label: str, key: str, config_file: Path | None, findings: Findings) -> None:
@@ -190,7 +219,11 @@ def check_mailboxes(raw: Mapping[str, Any]) -> list[str]:
     """Unknown tenants and duplicate addresses across [[mailboxes]] and [[mailbox_groups]]."""
     problems: list[str] = []
     tenants = raw.get("tenants")
-    names = {t.get("name") for t in tenants if isinstance(t, dict)} if isinstance(tenants, list) else set()
+    names = (
+        {t.get("name") for t in tenants if isinstance(t, dict)}
+        if isinstance(tenants, list)
+        else set()
+    )
     seen: dict[str, str] = {}
     for table in ("mailboxes", "mailbox_groups"):
         entries = raw.get(table)
@@ -230,7 +263,9 @@ def check_tenant_names(raw: Mapping[str, Any]) -> list[str]:
         name = entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str):
             if name in seen:
-                problems.append(f"{tenant_label(index, entry)}.name: tenant {name!r} is defined twice")
+                problems.append(
+                    f"{tenant_label(index, entry)}.name: tenant {name!r} is defined twice"
+                )
             seen.add(name)
     return problems
 

@@ -24,6 +24,7 @@ from calsync.config.models import (
     SECRET_KEYS,
     SINGLE_TABLES,
     CalsyncSettings,
+    MailboxGroupSettings,
     MailboxSettings,
     TenantSettings,
 )
@@ -31,7 +32,7 @@ from calsync.config.secrets import SecretSource
 from calsync.errors import ConfigError
 from calsync.model import Mailbox
 
-_NESTED = {
+_NESTED: dict[str, type[BaseModel]] = {
     "tenants": TenantSettings,
     "mailboxes": MailboxSettings,
 }
@@ -127,8 +128,8 @@ def validate(
     # pass 2: across tables, tolerant of badly typed fields
     problems.extend(checks.check_tenant_names(raw))
     all_warnings = list(warnings or [])
-    tenants_raw = raw.get("tenants") if isinstance(raw.get("tenants"), list) else []
-    for index, tenant in enumerate(tenants_raw):
+    tenants_raw = raw.get("tenants")
+    for index, tenant in enumerate(tenants_raw if isinstance(tenants_raw, list) else []):
         found = checks.check_tenant(index, tenant, environ, config_file, today)
         problems.extend(found.problems)
         all_warnings.extend(found.warnings)
@@ -143,8 +144,10 @@ def _read_toml(file: Path) -> dict[str, Any]:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            [f"configuration file {file} does not exist (give --config FILE or set "
-             "CALSYNC_CONFIG; config/calsync.example.toml shows every key)"]
+            [
+                f"configuration file {file} does not exist (give --config FILE or set "
+                "CALSYNC_CONFIG; config/calsync.example.toml shows every key)"
+            ]
         ) from None
     except OSError as exc:
         raise ConfigError([f"cannot read configuration file {file}: {exc.strerror}"]) from None
@@ -206,7 +209,7 @@ def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> None:
         url: str = store["url"]
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith("sqlite:////") and url != prefix:
-            store["url"] = prefix + str(base_dir / url[len(prefix):])
+            store["url"] = prefix + str(base_dir / url[len(prefix) :])
 
 
 def _describe(error: Any, raw: Mapping[str, Any]) -> str:
@@ -257,8 +260,6 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         elif part in _NESTED:
             model = _NESTED[part]
         elif part == "mailbox_groups":
-            from calsync.config.models import MailboxGroupSettings
-
             model = MailboxGroupSettings
     return sorted(model.model_fields)
 
@@ -282,6 +283,7 @@ def _resolve(
     entries: list[tuple[list[str], Any]] = [([m.address], m) for m in settings.mailboxes]
     entries += [(g.addresses, g) for g in settings.mailbox_groups]
     for addresses, entry in entries:
+
         def pick(name: str, entry: Any = entry) -> Any:
             value = getattr(entry, name)
             return getattr(defaults, name) if value is None else value

@@ -23,7 +23,9 @@ DEFAULT_EWS_URL = "https://outlook.office365.com/EWS/Exchange.asmx"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")  # noqa: E501
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 
@@ -216,7 +218,13 @@ SINGLE_TABLES: dict[str, type[BaseModel]] = {
     "logging": LoggingSettings,
     "defaults": MailboxDefaults,
 }
-SECRET_KEYS = ("client_secret", "client_secret_file", "client_secret_env",
-               "client_secret_credential", "certificate_file", "certificate_credential")
+SECRET_KEYS = (
+    "client_secret",
+    "client_secret_file",
+    "client_secret_env",
+    "client_secret_credential",
+    "certificate_file",
+    "certificate_credential",
+)
 PASSWORD_KEYS = ("password", "password_file", "password_env", "password_credential")
 PATH_KEYS = ("client_secret_file", "certificate_file", "ca_file", "password_file")

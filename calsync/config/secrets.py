@@ -70,8 +70,10 @@ class SecretSource:
             directory = environ.get("CREDENTIALS_DIRECTORY")
             if not directory:
                 raise ConfigError(
-                    [f"systemd credential {self.location}: $CREDENTIALS_DIRECTORY is not set "
-                     "(use LoadCredential= in the unit, or client_secret_file instead)"]
+                    [
+                        f"systemd credential {self.location}: $CREDENTIALS_DIRECTORY is not set "
+                        "(use LoadCredential= in the unit, or client_secret_file instead)"
+                    ]
                 )
             return Path(directory) / self.location
         raise ValueError(f"a {self.kind} secret has no path")

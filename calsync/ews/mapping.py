@@ -63,6 +63,7 @@ _RESPONSES = {
     "Tentative": "tentative",
     "NoResponseReceived": "none",
     "Organizer": "organizer",
+    "Unknown": "none",
 }
 
 # Fields GetItem asks for: everything the model holds, nothing more (no MIME, no attachments).
@@ -180,10 +181,8 @@ def _times(item: Any, zone: tzinfo) -> tuple[datetime, datetime]:
     start, end = item.start, item.end
     if item.is_all_day:
         first = start if not isinstance(start, datetime) else _local_date(start, zone)
-        if isinstance(end, datetime):  # exchangelib left it a datetime: midnight after the last day
-            after = _local_date(end, zone)
-        else:  # exchangelib turned it into the last day (inclusive)
-            after = end + timedelta(days=1)
+        # exchangelib turns the end into the last day (inclusive) unless it left a datetime
+        after = _local_date(end, zone) if isinstance(end, datetime) else end + timedelta(days=1)
         return _midnight_utc(first), _midnight_utc(max(after, first + timedelta(days=1)))
     return to_utc(start), to_utc(end)
 
@@ -219,7 +218,7 @@ def item_to_event(item: Any, occurrences: Sequence[Any] = ()) -> EventData:
             sorted(
                 (
                     ModifiedOccurrence(
-                        original_start=_as_utc(o.original_start, zone, bool(o.is_all_day)),
+                        original_start=_as_utc(o.original_start, zone, bool(item.is_all_day)),
                         data=item_to_event(o),
                     )
                     for o in occurrences
@@ -249,6 +248,19 @@ def item_to_event(item: Any, occurrences: Sequence[Any] = ()) -> EventData:
         deleted_occurrences=deleted,
         modified_occurrences=modified,
     )
+
+
+def exception_starts(item: Any) -> tuple[frozenset[datetime], frozenset[datetime]]:
+    """(deleted, modified) original starts of a master's exceptions, in the model's frame."""
+    iana = _iana_of(item._start_timezone) if item._start_timezone is not None else "UTC"
+    zone, all_day = _zone_info(iana), bool(item.is_all_day)
+    deleted = frozenset(_as_utc(d.start, zone, all_day) for d in item.deleted_occurrences or ())
+    modified = frozenset(
+        _as_utc(o.original_start, zone, all_day)
+        for o in item.modified_occurrences or ()
+        if o.original_start is not None
+    )
+    return deleted, modified
 
 
 def event_fields(data: EventData, *, with_recurrence: bool = True) -> dict[str, Any]:

@@ -6,7 +6,8 @@ EWS's relative patterns on "day", "weekday" or "weekend day" are written as a BY
 BYSETPOS (``BYDAY=MO,TU,WE,TH,FR;BYSETPOS=2`` = the second weekday of the month).
 
 Dates of the boundary (the pattern's StartDate and EndDate) are local dates in the series' zone;
-UNTIL is the UTC instant of the last occurrence's start, as RFC 5545 asks.
+UNTIL is the UTC instant of the last occurrence's start, as RFC 5545 asks. ``INTERVAL=1`` (the
+default) is left out of the text calsync writes.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def recurrence_to_rrule(recurrence: Any, zone: tzinfo, local_start: time) -> str
         parts.append("UNTIL=" + last.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
     elif not isinstance(boundary, NoEndPattern):
         raise RecurrenceError(f"unsupported EWS recurrence boundary {type(boundary).__name__}")
-    return "RRULE:" + ";".join(parts)
+    return "RRULE:" + ";".join(p for p in parts if p != "INTERVAL=1")
 
 
 def _relative(weekday: int, week_number: int) -> list[str]:
@@ -146,48 +147,55 @@ def rrule_to_recurrence(text: str, local_start: datetime) -> Any:
     unknown = set(parts) - _KNOWN
     if unknown:
         raise RecurrenceError(f"RRULE parts EWS cannot store: {', '.join(sorted(unknown))}")
-    freq = parts["FREQ"]
-    interval = _int(parts, "INTERVAL", 1)
-    pattern: Any
-    if freq == "DAILY":
-        _only(parts, set())
-        pattern = DailyPattern(interval=interval)
-    elif freq == "WEEKLY":
-        _only(parts, {"BYDAY"})
-        days = parts.get("BYDAY", _DAYS[local_start.weekday()]).split(",")
-        if any(day not in _DAYS for day in days):
-            raise RecurrenceError(f"weekly BYDAY must list plain weekdays: {parts['BYDAY']}")
-        pattern = WeeklyPattern(
-            interval=interval,
-            weekdays=sorted({_DAYS.index(d) + 1 for d in days}),
-            first_day_of_week=1,
-        )
-    elif freq == "MONTHLY":
-        _only(parts, {"BYDAY", "BYMONTHDAY", "BYSETPOS"})
-        if "BYDAY" in parts:
-            weekday, week_number = _relative_parts(parts)
-            pattern = RelativeMonthlyPattern(
-                interval=interval, weekday=weekday, week_number=week_number
-            )
-        else:
-            day = _int(parts, "BYMONTHDAY", local_start.day)
-            pattern = AbsoluteMonthlyPattern(interval=interval, day_of_month=_day(day))
-    elif freq == "YEARLY":
-        _only(parts, {"BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS"})
-        if interval != 1:
-            raise RecurrenceError("EWS yearly patterns have no INTERVAL (every year only)")
-        month = _int(parts, "BYMONTH", local_start.month)
-        if not 1 <= month <= 12:
-            raise RecurrenceError(f"BYMONTH out of range: {month}")
-        if "BYDAY" in parts:
-            weekday, week_number = _relative_parts(parts)
-            pattern = RelativeYearlyPattern(weekday=weekday, week_number=week_number, month=month)
-        else:
-            day = _int(parts, "BYMONTHDAY", local_start.day)
-            pattern = AbsoluteYearlyPattern(day_of_month=_day(day), month=month)
-    else:
-        raise RecurrenceError(f"FREQ={freq} cannot be stored in EWS")
+    pattern = _PATTERNS.get(parts["FREQ"], _unsupported)(parts, local_start)
     return Recurrence(pattern=pattern, boundary=_boundary(parts, local_start))
+
+
+def _unsupported(parts: dict[str, str], local_start: datetime) -> Any:
+    raise RecurrenceError(f"FREQ={parts['FREQ']} cannot be stored in EWS")
+
+
+def _daily(parts: dict[str, str], local_start: datetime) -> Any:
+    _only(parts, set())
+    return DailyPattern(interval=_int(parts, "INTERVAL", 1))
+
+
+def _weekly(parts: dict[str, str], local_start: datetime) -> Any:
+    _only(parts, {"BYDAY"})
+    days = parts.get("BYDAY", _DAYS[local_start.weekday()]).split(",")
+    if any(day not in _DAYS for day in days):
+        raise RecurrenceError(f"weekly BYDAY must list plain weekdays: {parts['BYDAY']}")
+    weekdays = sorted({_DAYS.index(d) + 1 for d in days})
+    return WeeklyPattern(
+        interval=_int(parts, "INTERVAL", 1), weekdays=weekdays, first_day_of_week=1
+    )
+
+
+def _monthly(parts: dict[str, str], local_start: datetime) -> Any:
+    _only(parts, {"BYDAY", "BYMONTHDAY", "BYSETPOS"})
+    interval = _int(parts, "INTERVAL", 1)
+    if "BYDAY" in parts:
+        weekday, week_number = _relative_parts(parts)
+        return RelativeMonthlyPattern(interval=interval, weekday=weekday, week_number=week_number)
+    day = _int(parts, "BYMONTHDAY", local_start.day)
+    return AbsoluteMonthlyPattern(interval=interval, day_of_month=_day(day))
+
+
+def _yearly(parts: dict[str, str], local_start: datetime) -> Any:
+    _only(parts, {"BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS"})
+    if _int(parts, "INTERVAL", 1) != 1:
+        raise RecurrenceError("EWS yearly patterns have no INTERVAL (every year only)")
+    month = _int(parts, "BYMONTH", local_start.month)
+    if not 1 <= month <= 12:
+        raise RecurrenceError(f"BYMONTH out of range: {month}")
+    if "BYDAY" in parts:
+        weekday, week_number = _relative_parts(parts)
+        return RelativeYearlyPattern(weekday=weekday, week_number=week_number, month=month)
+    day = _int(parts, "BYMONTHDAY", local_start.day)
+    return AbsoluteYearlyPattern(day_of_month=_day(day), month=month)
+
+
+_PATTERNS = {"DAILY": _daily, "WEEKLY": _weekly, "MONTHLY": _monthly, "YEARLY": _yearly}
 
 
 def _only(parts: dict[str, str], allowed: set[str]) -> None:

@@ -148,8 +148,10 @@ class Entra:
             )
         if grant != "client_credentials":
             return aad_error(
-                400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant "
-                f"type '{grant}'."
+                400,
+                "unsupported_grant_type",
+                70003,
+                f"The app requested an unsupported grant type '{grant}'.",
             )
         client_id = str(form.get("client_id", ""))
         if not client_id and request.headers.get("Authorization", "").startswith("Basic "):
@@ -233,7 +235,8 @@ class Entra:
         except jwt.PyJWTError:
             return aad_error(401, "invalid_client", 50027, "JWT token is invalid or malformed.")
         _, x5t, x5t256 = tenant.cert_thumbprints()
-        if header.get("x5t") not in (None, x5t) or header.get("x5t#S256") not in (None, x5t256):
+        given = {k: str(header[k]).rstrip("=") for k in ("x5t", "x5t#S256") if k in header}
+        if not given or given.get("x5t", x5t) != x5t or given.get("x5t#S256", x5t256) != x5t256:
             return aad_error(
                 401,
                 "invalid_client",
@@ -252,7 +255,10 @@ class Entra:
             )
         except jwt.ExpiredSignatureError:
             return aad_error(
-                401, "invalid_client", 700024, "Client assertion is not within its valid time range."
+                401,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
             )
         except jwt.InvalidAudienceError:
             return aad_error(

@@ -73,6 +73,9 @@ class Item:
     modified: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     sequence: int = 0
     meeting_request_was_sent: bool = False
+    _occ_cache: tuple[object, list[dt.datetime]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.uid:
@@ -91,7 +94,11 @@ class Item:
     def occurrence_starts(self) -> list[dt.datetime]:
         if self.recurrence is None:
             return []
-        return occurrence_starts(self.recurrence, self.start, self.start_tz)
+        key = (self.change_key, self.start, self.start_tz, id(self.recurrence))
+        if self._occ_cache is None or self._occ_cache[0] != key:
+            starts = occurrence_starts(self.recurrence, self.start, self.start_tz)
+            self._occ_cache = (key, starts)
+        return self._occ_cache[1]
 
     def calsync_id(self) -> str | None:
         return self.extended.get((CALSYNC_PROPSET, "calsync-id", "String"))

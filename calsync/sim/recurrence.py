@@ -95,11 +95,10 @@ class Recurrence:
             first = WEEKDAYS.index(self.first_day_of_week)
             week_start = start - dt.timedelta(days=(start.weekday() - first) % 7)
             week_start += dt.timedelta(weeks=n * self.interval)
-            days = sorted(
+            return sorted(
                 week_start + dt.timedelta(days=(WEEKDAYS.index(d) - first) % 7)
                 for d in self.days_of_week
             )
-            return days
         if kind in ("AbsoluteMonthlyRecurrence", "RelativeMonthlyRecurrence"):
             months = start.year * 12 + start.month - 1 + n * self.interval
             year, month = divmod(months, 12)
@@ -138,15 +137,22 @@ class Recurrence:
         if self.interval != 1 and "Yearly" not in self.kind:
             parts.append(f"INTERVAL={self.interval}")
         if self.kind == "WeeklyRecurrence":
-            parts.append("BYDAY=" + ",".join(RRULE_DAYS[WEEKDAYS.index(d)] for d in self.days_of_week))
+            parts.append(
+                "BYDAY=" + ",".join(RRULE_DAYS[WEEKDAYS.index(d)] for d in self.days_of_week)
+            )
             if self.first_day_of_week != "Monday":
                 parts.append("WKST=" + RRULE_DAYS[WEEKDAYS.index(self.first_day_of_week)])
         elif self.kind.startswith("Relative"):
-            ordinal = -1 if self.day_of_week_index == "Last" else INDEXES.index(self.day_of_week_index) + 1
-            parts.append("BYDAY=" + ",".join(f"{ordinal}{d}" for d in _rrule_days(self.days_of_week)))
-        else:
-            if self.kind.startswith("Absolute"):
-                parts.append(f"BYMONTHDAY={self.day_of_month}")
+            ordinal = (
+                -1
+                if self.day_of_week_index == "Last"
+                else INDEXES.index(self.day_of_week_index) + 1
+            )
+            parts.append(
+                "BYDAY=" + ",".join(f"{ordinal}{d}" for d in _rrule_days(self.days_of_week))
+            )
+        elif self.kind.startswith("Absolute"):
+            parts.append(f"BYMONTHDAY={self.day_of_month}")
         if "Yearly" in self.kind:
             parts.append(f"BYMONTH={self.month}")
         if self.end == "numbered":
@@ -254,6 +260,4 @@ def occurrence_starts(
     """UTC starts of the occurrences: the first start's wall time on each date, in `zone`."""
     tz = zoneinfo_for_windows(zone)
     wall = first_start.astimezone(tz).time()
-    return [
-        dt.datetime.combine(day, wall, tz).astimezone(dt.UTC) for day in rec.dates(limit)
-    ]
+    return [dt.datetime.combine(day, wall, tz).astimezone(dt.UTC) for day in rec.dates(limit)]

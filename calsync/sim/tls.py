@@ -43,7 +43,9 @@ def _validity() -> tuple[dt.datetime, dt.datetime]:
     return now - dt.timedelta(days=1), now + dt.timedelta(days=825)
 
 
-def make_ca(common_name: str = "calsync simulator CA") -> tuple[KeyPair, ec.EllipticCurvePrivateKey]:
+def make_ca(
+    common_name: str = "calsync simulator CA",
+) -> tuple[KeyPair, ec.EllipticCurvePrivateKey]:
     """A self-signed CA (EC P-256: fast to generate)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -77,9 +79,7 @@ def make_ca(common_name: str = "calsync simulator CA") -> tuple[KeyPair, ec.Elli
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)), key
 
 
-def make_server_cert(
-    ca: KeyPair, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str]
-) -> KeyPair:
+def make_server_cert(ca: KeyPair, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str]) -> KeyPair:
     """A server certificate for the given host names / IP addresses, signed by the CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = []

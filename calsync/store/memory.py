@@ -404,7 +404,12 @@ class MemoryTransaction:
         self._touch(mailbox, calsync_id)
 
     def delete_event(self, mailbox: str, calsync_id: str) -> None:
-        rows = self._store._state.rows
+        state = self._store._state
+        rows = state.rows
+        # calsync deletes on purpose: an application's pending delete of it is settled too
+        state.tombstones = [
+            t for t in state.tombstones if (t.mailbox, t.event_id) != (mailbox, calsync_id)
+        ]
         row = rows.get(calsync_id)
         if row is None or row["mailbox"] != mailbox:
             return

@@ -265,13 +265,17 @@ class MemoryOps(ABC):
             return sorted(found, key=lambda i: (i.starts_at, i.event_id))
 
     def mailboxes_with_local_changes(self) -> list[str]:
-        """Mailboxes with application writes not yet acknowledged."""
+        """Registered (or already acknowledged) mailboxes with unacknowledged application writes."""
         with self._lock:
+            cursors: dict[str, int] = self._state.cursors
+            known = set(self._state.mailboxes) | set(cursors)
             out = set()
             for row in self._state.rows.values():
-                if (row["local_revision"] or 0) > self._state.cursors.get(row["mailbox"], 0):
+                if row["mailbox"] in known and (row["local_revision"] or 0) > cursors.get(
+                    row["mailbox"], 0
+                ):
                     out.add(row["mailbox"])
             for t in self._state.tombstones:
-                if t.revision > self._state.cursors.get(t.mailbox, 0):
+                if t.mailbox in known and t.revision > cursors.get(t.mailbox, 0):
                     out.add(t.mailbox)
             return sorted(out)

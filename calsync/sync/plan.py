@@ -16,7 +16,7 @@ ids of unlinked items, and the ids of ``local_changes``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from calsync.errors import MassDeleteGuard
 from calsync.model import (
@@ -60,6 +60,7 @@ class _Case:
     item: ExchangeItem | None
     row: LocalEvent | None
     policy: PlanPolicy
+    deleted: bool = False  # an application deleted the row (a recorded local change)
 
     @property
     def linked(self) -> bool:
@@ -74,6 +75,8 @@ class _Case:
         if not self.linked:
             return True
         assert self.link is not None
+        if self.item.ref.item_id != self.link.item_id:
+            return True  # a replacement item (re-created by calsync)
         return not (
             self.item.ref.change_key == self.link.change_key
             or data_hash(self.item.data) == self.link.exchange_hash
@@ -82,7 +85,8 @@ class _Case:
     @property
     def local_changed(self) -> bool:
         if self.row is None:
-            return self.link is not None and self.link.local_hash is not None
+            # only a recorded delete counts: a row the store could not read is not a deletion
+            return self.deleted and self.link is not None and self.link.local_hash is not None
         return self.link is None or data_hash(self.row.data) != self.link.local_hash
 
     def link_ref(self) -> ItemRef:
@@ -137,11 +141,13 @@ def plan(
             link = recovered
         if link is None and change.is_delete:
             continue  # an item deleted before calsync ever linked it
-        case = _Case(cid, link, True, change.item, local_events.get(cid), policy)
+        deleted = cid in pending and pending[cid].is_delete
+        case = _Case(cid, link, True, change.item, local_events.get(cid), policy, deleted)
         actions.extend(decide(case))
-    for cid in pending:
+    for cid, local in pending.items():
         if cid not in done:
-            case = _Case(cid, links.get(cid), False, None, local_events.get(cid), policy)
+            row = local_events.get(cid)
+            case = _Case(cid, links.get(cid), False, None, row, policy, local.is_delete)
             actions.extend(decide(case))
     result = Plan(tuple(actions))
     _guard(result, policy)
@@ -197,7 +203,7 @@ def _identify(
 def decide(case: _Case) -> list[Action]:
     """The actions for one calsync id (public for the engine's re-plan after a conflict)."""
     if case.ex_known and case.item is None and not case.linked:
-        case = _Case(case.cid, case.link, False, None, case.row, case.policy)
+        case = replace(case, ex_known=False)
     skip = _outside_window(case)
     if skip is not None:
         return [skip]
@@ -335,7 +341,7 @@ def _winner(policy: ConflictPolicy, row: LocalEvent, item: ExchangeItem) -> Winn
     if policy is ConflictPolicy.LOCAL_WINS:
         return Winner.LOCAL
     if policy is ConflictPolicy.NEWEST_WINS and item.last_modified is not None:
-        return Winner.LOCAL if row.modified_at > item.last_modified else Winner.EXCHANGE
+        return Winner.EXCHANGE
     return Winner.EXCHANGE
 
 

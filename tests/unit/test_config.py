@@ -72,59 +72,126 @@ def make_pem(tmp_path: Path, *, days: int, with_key: bool = True) -> Path:
 
 
 BROKEN = [
-    ("typo in a key", "[daemon]\npoll_intervall = 5\n" + TENANT + MAILBOX,
-     ["daemon.poll_intervall", "unknown key", "poll_interval"]),
-    ("unknown table", "[deamon]\npoll_interval = 5\n" + TENANT + MAILBOX,
-     ["deamon", "unknown key", "daemon"]),
-    ("bad e-mail address", TENANT + '[[mailboxes]]\naddress = "alice.contoso.com"\ntenant = "contoso"\n',
-     ["mailboxes[1]", "address", "not an e-mail address"]),
-    ("unknown tenant", TENANT + '[[mailboxes]]\naddress = "a@contoso.com"\ntenant = "fabrikam"\n',
-     ["mailboxes[1] (a@contoso.com).tenant", "unknown tenant 'fabrikam'"]),
-    ("same mailbox twice", TENANT + MAILBOX + MAILBOX.replace("alice", "ALICE"),
-     ["mailboxes[2]", "alice@contoso.com is listed twice"]),
-    ("mailbox in a group and alone", TENANT + MAILBOX
-     + '[[mailbox_groups]]\ntenant = "contoso"\naddresses = ["bob@contoso.com", "alice@contoso.com"]\n',
-     ["mailbox_groups[1]", "alice@contoso.com is listed twice"]),
-    ("missing secret file", TENANT.replace("contoso.secret", "missing.secret") + MAILBOX,
-     ["tenants[1] (contoso).client_secret", "cannot read the file", "missing.secret"]),
-    ("two secret sources", TENANT + 'client_secret_env = "X"\n' + MAILBOX,
-     ["tenants[1] (contoso)", "exactly one of", "client_secret_file, client_secret_env"]),
-    ("no secret at all", TENANT.replace('client_secret_file = "contoso.secret"\n', "") + MAILBOX,
-     ["tenants[1] (contoso)", "exactly one of", "found: none"]),
-    ("secret env unset", TENANT.replace('client_secret_file = "contoso.secret"',
-                                        'client_secret_env = "CALSYNC_TEST_UNSET_SECRET"') + MAILBOX,
-     ["tenants[1] (contoso).client_secret", "CALSYNC_TEST_UNSET_SECRET is not set"]),
-    ("direction out of the enum", TENANT + MAILBOX + 'direction = "both"\n',
-     ["mailboxes[1] (alice@contoso.com).direction", "'pull', 'push' or 'two-way'", "both"]),
-    ("subscriptions above 200", "[subscriptions]\nmax_subscriptions_per_connection = 500\n"
-     + TENANT + MAILBOX,
-     ["subscriptions.max_subscriptions_per_connection", "less than or equal to 200"]),
-    ("connection timeout not a multiple of 60", "[subscriptions]\nconnection_timeout = 100\n"
-     + TENANT + MAILBOX, ["subscriptions.connection_timeout", "multiple of 60"]),
-    ("negative jitter", "[daemon]\npoll_jitter = -1\n" + TENANT + MAILBOX,
-     ["daemon.poll_jitter", "greater than or equal to 0"]),
-    ("client id not a GUID", TENANT.replace("66666666-7777-8888-9999-000000000000", "my-app")
-     + MAILBOX, ["tenants[1] (contoso).client_id", "GUID"]),
-    ("tenant defined twice", TENANT + TENANT + MAILBOX,
-     ["tenants[2] (contoso).name", "defined twice"]),
-    ("http authority", TENANT + 'authority = "http://login.example"\n' + MAILBOX,
-     ["tenants[1] (contoso).authority", "https://"]),
-    ("bad store url", '[store]\nurl = "mysql://x"\n' + TENANT + MAILBOX,
-     ["store.url", "sqlite:///"]),
+    (
+        "typo in a key",
+        "[daemon]\npoll_intervall = 5\n" + TENANT + MAILBOX,
+        ["daemon.poll_intervall", "unknown key", "poll_interval"],
+    ),
+    (
+        "unknown table",
+        "[deamon]\npoll_interval = 5\n" + TENANT + MAILBOX,
+        ["deamon", "unknown key", "daemon"],
+    ),
+    (
+        "bad e-mail address",
+        TENANT + '[[mailboxes]]\naddress = "alice.contoso.com"\ntenant = "contoso"\n',
+        ["mailboxes[1]", "address", "not an e-mail address"],
+    ),
+    (
+        "unknown tenant",
+        TENANT + '[[mailboxes]]\naddress = "a@contoso.com"\ntenant = "fabrikam"\n',
+        ["mailboxes[1] (a@contoso.com).tenant", "unknown tenant 'fabrikam'"],
+    ),
+    (
+        "same mailbox twice",
+        TENANT + MAILBOX + MAILBOX.replace("alice", "ALICE"),
+        ["mailboxes[2]", "alice@contoso.com is listed twice"],
+    ),
+    (
+        "mailbox in a group and alone",
+        TENANT
+        + MAILBOX
+        + '[[mailbox_groups]]\ntenant = "contoso"\naddresses = ["bob@contoso.com", "alice@contoso.com"]\n',
+        ["mailbox_groups[1]", "alice@contoso.com is listed twice"],
+    ),
+    (
+        "missing secret file",
+        TENANT.replace("contoso.secret", "missing.secret") + MAILBOX,
+        ["tenants[1] (contoso).client_secret", "cannot read the file", "missing.secret"],
+    ),
+    (
+        "two secret sources",
+        TENANT + 'client_secret_env = "X"\n' + MAILBOX,
+        ["tenants[1] (contoso)", "exactly one of", "client_secret_file, client_secret_env"],
+    ),
+    (
+        "no secret at all",
+        TENANT.replace('client_secret_file = "contoso.secret"\n', "") + MAILBOX,
+        ["tenants[1] (contoso)", "exactly one of", "found: none"],
+    ),
+    (
+        "secret env unset",
+        TENANT.replace(
+            'client_secret_file = "contoso.secret"',
+            'client_secret_env = "CALSYNC_TEST_UNSET_SECRET"',
+        )
+        + MAILBOX,
+        ["tenants[1] (contoso).client_secret", "CALSYNC_TEST_UNSET_SECRET is not set"],
+    ),
+    (
+        "direction out of the enum",
+        TENANT + MAILBOX + 'direction = "both"\n',
+        ["mailboxes[1] (alice@contoso.com).direction", "'pull', 'push' or 'two-way'", "both"],
+    ),
+    (
+        "subscriptions above 200",
+        "[subscriptions]\nmax_subscriptions_per_connection = 500\n" + TENANT + MAILBOX,
+        ["subscriptions.max_subscriptions_per_connection", "less than or equal to 200"],
+    ),
+    (
+        "connection timeout not a multiple of 60",
+        "[subscriptions]\nconnection_timeout = 100\n" + TENANT + MAILBOX,
+        ["subscriptions.connection_timeout", "multiple of 60"],
+    ),
+    (
+        "negative jitter",
+        "[daemon]\npoll_jitter = -1\n" + TENANT + MAILBOX,
+        ["daemon.poll_jitter", "greater than or equal to 0"],
+    ),
+    (
+        "client id not a GUID",
+        TENANT.replace("66666666-7777-8888-9999-000000000000", "my-app") + MAILBOX,
+        ["tenants[1] (contoso).client_id", "GUID"],
+    ),
+    (
+        "tenant defined twice",
+        TENANT + TENANT + MAILBOX,
+        ["tenants[2] (contoso).name", "defined twice"],
+    ),
+    (
+        "http authority",
+        TENANT + 'authority = "http://login.example"\n' + MAILBOX,
+        ["tenants[1] (contoso).authority", "https://"],
+    ),
+    (
+        "bad store url",
+        '[store]\nurl = "mysql://x"\n' + TENANT + MAILBOX,
+        ["store.url", "sqlite:///"],
+    ),
     ("bad log level", '[logging]\nlevel = "loud"\n' + TENANT + MAILBOX, ["logging.level"]),
-    ("share above 1", "[defaults]\nmax_delete_share = 1.5\n" + TENANT + MAILBOX,
-     ["defaults.max_delete_share", "less than or equal to 1"]),
+    (
+        "share above 1",
+        "[defaults]\nmax_delete_share = 1.5\n" + TENANT + MAILBOX,
+        ["defaults.max_delete_share", "less than or equal to 1"],
+    ),
     ("not TOML", "[daemon\npoll_interval = 5\n", ["not valid TOML"]),
-    ("mailbox without tenant", TENANT + '[[mailboxes]]\naddress = "a@contoso.com"\n',
-     ["mailboxes[1] (a@contoso.com).tenant", "required key is missing"]),
-    ("ntlm without username", '[[tenants]]\nname = "corp"\nauth = "ntlm"\npassword = "pw"\n'
-     'ews_url = "https://mail.corp.example/EWS/Exchange.asmx"\n',
-     ["tenants[1] (corp).username", "required"]),
+    (
+        "mailbox without tenant",
+        TENANT + '[[mailboxes]]\naddress = "a@contoso.com"\n',
+        ["mailboxes[1] (a@contoso.com).tenant", "required key is missing"],
+    ),
+    (
+        "ntlm without username",
+        '[[tenants]]\nname = "corp"\nauth = "ntlm"\npassword = "pw"\n'
+        'ews_url = "https://mail.corp.example/EWS/Exchange.asmx"\n',
+        ["tenants[1] (corp).username", "required"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BROKEN],
-                         ids=[name for name, _, _ in BROKEN])
+@pytest.mark.parametrize(
+    ("text", "expected"), [(t, e) for _, t, e in BROKEN], ids=[name for name, _, _ in BROKEN]
+)
 def test_broken_config_exits_2_naming_key_and_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: list[str]
 ) -> None:
@@ -140,8 +207,11 @@ def test_broken_config_exits_2_naming_key_and_problem(
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     """A field error does not hide the cross-checks (two-pass validation)."""
-    text = ("[daemon]\nmax_concurrent_syncs = 0\n" + TENANT.replace("contoso.secret", "nope")
-            + '[[mailboxes]]\naddress = "a@contoso.com"\ntenant = "nobody"\ndirection = "x"\n')
+    text = (
+        "[daemon]\nmax_concurrent_syncs = 0\n"
+        + TENANT.replace("contoso.secret", "nope")
+        + '[[mailboxes]]\naddress = "a@contoso.com"\ntenant = "nobody"\ndirection = "x"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text), environ={})
     text_problems = "\n".join(info.value.problems)
@@ -158,13 +228,20 @@ def test_example_config_validates() -> None:
         assert main(["check-config", "--config", str(example)]) == 0
     assert "replace-this" not in out.getvalue()
     config = load_config(example, environ={})
-    assert [m.address for m in config.mailboxes][:2] == ["alice@contoso.com", "room.berlin@contoso.com"]
+    assert [m.address for m in config.mailboxes][:2] == [
+        "alice@contoso.com",
+        "room.berlin@contoso.com",
+    ]
 
 
 def test_defaults_groups_and_overrides(tmp_path: Path) -> None:
-    text = ('[defaults]\ndirection = "pull"\nwindow_future_days = 90\n' + TENANT + MAILBOX
-            + 'conflict = "newest-wins"\n[[mailbox_groups]]\ntenant = "contoso"\n'
-            'addresses = ["Bob@Contoso.com", "carol@contoso.com"]\ndirection = "push"\nenabled = false\n')
+    text = (
+        '[defaults]\ndirection = "pull"\nwindow_future_days = 90\n'
+        + TENANT
+        + MAILBOX
+        + 'conflict = "newest-wins"\n[[mailbox_groups]]\ntenant = "contoso"\n'
+        'addresses = ["Bob@Contoso.com", "carol@contoso.com"]\ndirection = "push"\nenabled = false\n'
+    )
     config = load_config(write(tmp_path, text), environ={})
     alice, bob, carol = config.mailboxes
     assert alice.mailbox.direction is Direction.PULL
@@ -187,8 +264,11 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
 
 def test_environment_overrides_win_and_unknown_vars_warn(tmp_path: Path) -> None:
     text = "[daemon]\npoll_interval = 60\n" + TENANT + MAILBOX
-    env = {"CALSYNC_DAEMON__POLL_INTERVAL": "120", "CALSYNC_LOGGING__LEVEL": "DEBUG",
-           "CALSYNC_DEAMON__X": "1"}
+    env = {
+        "CALSYNC_DAEMON__POLL_INTERVAL": "120",
+        "CALSYNC_LOGGING__LEVEL": "DEBUG",
+        "CALSYNC_DEAMON__X": "1",
+    }
     config = load_config(write(tmp_path, text), environ=env)
     assert config.settings.daemon.poll_interval == 120
     assert config.settings.logging.level == "debug"
@@ -199,19 +279,27 @@ def test_secret_from_env_and_systemd_credential(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "contoso-secret").write_text("from-credential\n")
-    text = TENANT.replace('client_secret_file = "contoso.secret"',
-                          'client_secret_credential = "contoso-secret"') + MAILBOX
+    text = (
+        TENANT.replace(
+            'client_secret_file = "contoso.secret"', 'client_secret_credential = "contoso-secret"'
+        )
+        + MAILBOX
+    )
     config = load_config(write(tmp_path, text), environ={"CREDENTIALS_DIRECTORY": str(creds)})
     secret = config.tenants["contoso"].secret
     assert secret is not None and secret.read() == "from-credential"
-    text = TENANT.replace('client_secret_file = "contoso.secret"', 'client_secret_env = "MY_SECRET"')
+    text = TENANT.replace(
+        'client_secret_file = "contoso.secret"', 'client_secret_env = "MY_SECRET"'
+    )
     config = load_config(write(tmp_path, text + MAILBOX), environ={"MY_SECRET": "from-env"})
     secret = config.tenants["contoso"].secret
     assert secret is not None and secret.read() == "from-env"
 
 
 def test_inline_secret_in_readable_file_warns(tmp_path: Path) -> None:
-    text = TENANT.replace('client_secret_file = "contoso.secret"', 'client_secret = "inline-s3cr3t"')
+    text = TENANT.replace(
+        'client_secret_file = "contoso.secret"', 'client_secret = "inline-s3cr3t"'
+    )
     path = write(tmp_path, text + MAILBOX)
     path.chmod(0o644)
     config = load_config(path, environ={})

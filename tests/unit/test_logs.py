@@ -14,7 +14,9 @@ from calsync import logs
 
 SECRET = "Zq8~kX2.client-secret-VALUE_42"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJlc2ln"
-ASSERTION = "eyJhbGciOiJQUzI1NiIsIng1dCNTMjU2IjoiYWJjIn0.eyJpc3MiOiJhcHAiLCJzdWIiOiJhcHAifQ.sig-nature"
+ASSERTION = (
+    "eyJhbGciOiJQUzI1NiIsIng1dCNTMjU2IjoiYWJjIn0.eyJpc3MiOiJhcHAiLCJzdWIiOiJhcHAifQ.sig-nature"
+)
 
 
 @pytest.fixture
@@ -51,7 +53,9 @@ def test_json_lines_have_event_level_timestamp_and_bound_context(output: io.Stri
         lambda log: log.info("oops", detail=f"request failed with secret {SECRET} in it"),
         lambda log: log.debug("ews_request", headers={"Authorization": f"Bearer {TOKEN}"}),
         lambda log: log.debug("ews_request", soap=f"<x>Authorization: Bearer {TOKEN}</x>"),
-        lambda log: log.debug("token", body=f"grant_type=client_credentials&client_assertion={ASSERTION}&x=1"),
+        lambda log: log.debug(
+            "token", body=f"grant_type=client_credentials&client_assertion={ASSERTION}&x=1"
+        ),
         lambda log: log.debug("token", response={"access_token": TOKEN, "expires_in": 5}),
         lambda log: log.warning("nested", data=[{"deep": {"deeper": [f"x {TOKEN} y"]}}]),
         lambda log: log.error("failed", exc_info=ValueError(f"bad secret {SECRET}")),
@@ -66,8 +70,16 @@ def test_calsync_events_never_show_secrets(output: io.StringIO, emit: object) ->
     assert logs.REDACTED in text
 
 
-@pytest.mark.parametrize("library", ["msal", "exchangelib.protocol", "urllib3.connectionpool",
-                                     "requests_oauthlib.oauth2_session", "apscheduler.scheduler"])
+@pytest.mark.parametrize(
+    "library",
+    [
+        "msal",
+        "exchangelib.protocol",
+        "urllib3.connectionpool",
+        "requests_oauthlib.oauth2_session",
+        "apscheduler.scheduler",
+    ],
+)
 def test_library_debug_logs_go_through_the_same_pipeline(output: io.StringIO, library: str) -> None:
     logger = logging.getLogger(library)
     logger.debug("POST /token client_secret=%s", SECRET)

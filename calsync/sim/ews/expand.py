@@ -9,8 +9,8 @@ from typing import Any
 from lxml import etree
 
 from calsync.sim.ews.parse import ext_key, text
-from calsync.sim.ews.render import occurrence_id
-from calsync.sim.ews.xml import T, EwsError, parse_dt
+from calsync.sim.ews.render import occurrence_id, parse_occurrence_id
+from calsync.sim.ews.xml import EwsError, T, elements, parse_dt
 from calsync.sim.mailstore import Item, Mailbox
 
 
@@ -47,14 +47,14 @@ def synthetic(master: Item, index: int, original: dt.datetime) -> Item:
 
 
 def resolve_occurrence_id(mailbox: Mailbox, item_id: str) -> tuple[Item, int] | None:
-    """(master, index) for a synthetic occurrence id."""
-    base, sep, index = item_id.rpartition(".OCC")
-    if not sep or not index.isdigit():
+    """(master, index) for an occurrence id."""
+    parsed = parse_occurrence_id(item_id)
+    if parsed is None:
         return None
-    master = mailbox.items.get(base)
+    master = mailbox.items.get(parsed[0])
     if master is None or master.recurrence is None:
         return None
-    return master, int(index)
+    return master, parsed[1]
 
 
 def calendar_view(mailbox: Mailbox, start: dt.datetime, end: dt.datetime) -> list[tuple[str, Item]]:
@@ -123,7 +123,7 @@ def _constant(sample: Any, raw: str) -> Any:
 
 def matches(item: Item, node: etree._Element) -> bool:
     local = etree.QName(node).localname
-    children = [c for c in node if isinstance(c.tag, str)]
+    children = elements(node)
     if local == "And":
         return all(matches(item, c) for c in children)
     if local == "Or":
@@ -155,10 +155,8 @@ def restriction_root(find: etree._Element) -> etree._Element | None:
     node = find.find("{http://schemas.microsoft.com/exchange/services/2006/messages}Restriction")
     if node is None:
         return None
-    for child in node:
-        if isinstance(child.tag, str):
-            return child
-    return None
+    children = elements(node)
+    return children[0] if children else None
 
 
 def view_bounds(view: etree._Element) -> tuple[dt.datetime, dt.datetime, int]:

@@ -8,7 +8,7 @@ from typing import Any
 from lxml import etree
 
 from calsync.sim.ews.render import ALL_FIELDS, DEFAULT_FIELDS, ExtKey, Shape
-from calsync.sim.ews.xml import T, EwsError, parse_dt
+from calsync.sim.ews.xml import EwsError, T, elements, parse_dt
 from calsync.sim.mailstore import Attendee
 from calsync.sim.recurrence import INDEXES, MONTHS, WEEKDAYS, Recurrence, RecurrenceError
 from calsync.sim.tz import is_known_windows, windows_for_iana
@@ -92,113 +92,112 @@ def _zone(elem: Element) -> str:
     raise EwsError("ErrorTimeZone", f"The time zone '{zone}' is not supported.")
 
 
+def _pattern_fields(pattern: Element) -> dict[str, Any]:
+    kw: dict[str, Any] = {"kind": etree.QName(pattern).localname}
+    for tag, key, convert in (
+        ("Interval", "interval", int),
+        ("DaysOfWeek", "days_of_week", str.split),
+        ("DayOfMonth", "day_of_month", int),
+        ("DayOfWeekIndex", "day_of_week_index", str),
+        ("Month", "month", lambda m: MONTHS.index(m) + 1),
+        ("FirstDayOfWeek", "first_day_of_week", str),
+    ):
+        node = pattern.find(T + tag)
+        if node is not None:
+            kw[key] = convert(text(node))
+    if kw.get("day_of_week_index", "First") not in INDEXES:
+        raise ValueError("DayOfWeekIndex is not valid")
+    if kw.get("first_day_of_week", "Monday") not in WEEKDAYS:
+        raise ValueError("FirstDayOfWeek is not valid")
+    return kw
+
+
 def parse_recurrence(elem: Element) -> Recurrence:
     pattern = range_ = None
-    for child in elem:
+    for child in elements(elem):
         local = etree.QName(child).localname
-        if local.endswith("Recurrence") and local.startswith(("No", "EndDate", "Numbered")):
+        if local in ("NoEndRecurrence", "EndDateRecurrence", "NumberedRecurrence"):
             range_ = child
-        elif local.endswith(("Recurrence", "Regeneration")):
+        else:
             pattern = child
     if pattern is None or range_ is None:
         raise EwsError("ErrorInvalidRecurrence", "The recurrence pattern is not valid.")
-    kind = etree.QName(pattern).localname
-    start = dt.date.fromisoformat(text(range_.find(T + "StartDate"))[:10])
-    kw: dict[str, Any] = {"kind": kind, "start_date": start}
-    interval = pattern.find(T + "Interval")
-    if interval is not None:
-        kw["interval"] = int(text(interval, "1"))
-    days = pattern.find(T + "DaysOfWeek")
-    if days is not None:
-        kw["days_of_week"] = text(days).split()
-    for tag, key in (("DayOfMonth", "day_of_month"),):
-        node = pattern.find(T + tag)
-        if node is not None:
-            kw[key] = int(text(node))
-    index = pattern.find(T + "DayOfWeekIndex")
-    if index is not None:
-        if text(index) not in INDEXES:
-            raise EwsError("ErrorInvalidRecurrence", "DayOfWeekIndex is not valid.")
-        kw["day_of_week_index"] = text(index)
-    month = pattern.find(T + "Month")
-    if month is not None:
-        kw["month"] = MONTHS.index(text(month)) + 1
-    first = pattern.find(T + "FirstDayOfWeek")
-    if first is not None and text(first) in WEEKDAYS:
-        kw["first_day_of_week"] = text(first)
-    rname = etree.QName(range_).localname
-    if rname == "EndDateRecurrence":
-        kw.update(end="date", end_date=dt.date.fromisoformat(text(range_.find(T + "EndDate"))[:10]))
-    elif rname == "NumberedRecurrence":
-        kw.update(end="numbered", count=int(text(range_.find(T + "NumberOfOccurrences"), "1")))
     try:
+        kw = _pattern_fields(pattern)
+        kw["start_date"] = dt.date.fromisoformat(text(range_.find(T + "StartDate"))[:10])
+        rname = etree.QName(range_).localname
+        if rname == "EndDateRecurrence":
+            end = dt.date.fromisoformat(text(range_.find(T + "EndDate"))[:10])
+            kw.update(end="date", end_date=end)
+        elif rname == "NumberedRecurrence":
+            kw.update(end="numbered", count=int(text(range_.find(T + "NumberOfOccurrences"))))
         return Recurrence(**kw)
     except (RecurrenceError, TypeError, ValueError) as exc:
         raise EwsError("ErrorInvalidRecurrence", str(exc)) from exc
 
 
+def _dt_value(local: str, value: str) -> dt.datetime:
+    try:
+        return parse_dt(value)
+    except ValueError as exc:
+        raise EwsError("ErrorInvalidValueForProperty", f"Bad {local}: {value}") from exc
+
+
+def _ext_value(child: Element) -> str:
+    values = child.find(T + "Values")
+    if values is None:
+        return text(child.find(T + "Value"))
+    return " ".join(text(v) for v in values)
+
+
+_ATTENDEE_KINDS = {
+    "RequiredAttendees": "required", "OptionalAttendees": "optional", "Resources": "resource",
+}  # fmt: skip
+_SCALARS: dict[str, tuple[str, Any]] = {
+    "Subject": ("subject", str), "Sensitivity": ("sensitivity", str),
+    "Importance": ("importance", str), "ReminderIsSet": ("reminder_set", _bool),
+    "ReminderMinutesBeforeStart": ("reminder_minutes", int), "UID": ("uid", str),
+    "IsAllDayEvent": ("is_all_day", _bool), "LegacyFreeBusyStatus": ("show_as", str),
+    "Location": ("location", str), "IsCancelled": ("is_cancelled", _bool),
+}  # fmt: skip
+
+
+def _parse_child(local: str, child: Element, patch: dict[str, Any]) -> None:
+    value = text(child)
+    if local in _SCALARS:
+        key, convert = _SCALARS[local]
+        try:
+            patch[key] = convert(value)
+        except ValueError as exc:
+            raise EwsError("ErrorInvalidValueForProperty", f"Bad {local}: {value}") from exc
+    elif local == "Body":
+        patch["body"], patch["body_type"] = value, child.get("BodyType", "HTML")
+    elif local == "Categories":
+        patch["categories"] = [text(s) for s in child.iter(T + "String")]
+    elif local == "ExtendedProperty":
+        uri = child.find(T + "ExtendedFieldURI")
+        if uri is not None:
+            patch.setdefault("extended", {})[ext_key(uri)] = _ext_value(child)
+    elif local in ("Start", "End"):
+        patch[local.lower()] = _dt_value(local, value)
+    elif local in _ATTENDEE_KINDS:
+        kind = _ATTENDEE_KINDS[local]
+        patch.setdefault("attendees_by_kind", {})[kind] = _attendees(child, kind)
+    elif local == "Recurrence":
+        patch["recurrence"] = parse_recurrence(child)
+    elif local in ("StartTimeZone", "MeetingTimeZone"):
+        patch["start_tz"] = _zone(child)
+        if local == "MeetingTimeZone":
+            patch["end_tz"] = patch["start_tz"]
+    elif local == "EndTimeZone":
+        patch["end_tz"] = _zone(child)
+
+
 def parse_item(elem: Element) -> dict[str, Any]:
     """Properties present in a `<t:CalendarItem>` as a patch for mailstore.Item."""
     patch: dict[str, Any] = {}
-    extended: dict[ExtKey, str] = {}
-    for child in elem:
-        if not isinstance(child.tag, str):
-            continue
-        local = etree.QName(child).localname
-        value = text(child)
-        if local == "Subject":
-            patch["subject"] = value
-        elif local == "Body":
-            patch["body"] = value
-            patch["body_type"] = child.get("BodyType", "HTML")
-        elif local == "Sensitivity":
-            patch["sensitivity"] = value
-        elif local == "Importance":
-            patch["importance"] = value
-        elif local == "Categories":
-            patch["categories"] = [text(s) for s in child.iter(T + "String")]
-        elif local == "ReminderIsSet":
-            patch["reminder_set"] = _bool(value)
-        elif local == "ReminderMinutesBeforeStart":
-            patch["reminder_minutes"] = int(value)
-        elif local == "ExtendedProperty":
-            uri = child.find(T + "ExtendedFieldURI")
-            if uri is not None:
-                values = child.find(T + "Values")
-                raw = text(child.find(T + "Value")) if values is None else " ".join(
-                    text(v) for v in values
-                )
-                extended[ext_key(uri)] = raw
-        elif local == "UID":
-            patch["uid"] = value
-        elif local in ("Start", "End"):
-            try:
-                patch[local.lower()] = parse_dt(value)
-            except ValueError as exc:
-                raise EwsError("ErrorInvalidValueForProperty", f"Bad {local}: {value}") from exc
-        elif local == "IsAllDayEvent":
-            patch["is_all_day"] = _bool(value)
-        elif local == "LegacyFreeBusyStatus":
-            patch["show_as"] = value
-        elif local == "Location":
-            patch["location"] = value
-        elif local == "IsCancelled":
-            patch["is_cancelled"] = _bool(value)
-        elif local in ("RequiredAttendees", "OptionalAttendees", "Resources"):
-            kind = {"RequiredAttendees": "required", "OptionalAttendees": "optional"}.get(
-                local, "resource"
-            )
-            patch.setdefault("attendees_by_kind", {})[kind] = _attendees(child, kind)
-        elif local == "Recurrence":
-            patch["recurrence"] = parse_recurrence(child)
-        elif local in ("StartTimeZone", "MeetingTimeZone"):
-            patch["start_tz"] = _zone(child)
-            if local == "MeetingTimeZone":
-                patch["end_tz"] = patch["start_tz"]
-        elif local == "EndTimeZone":
-            patch["end_tz"] = _zone(child)
-    if extended:
-        patch["extended"] = extended
+    for child in elements(elem):
+        _parse_child(etree.QName(child).localname, child, patch)
     return patch
 
 

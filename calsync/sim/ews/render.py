@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from calsync.sim.mailstore import Attendee, Item, Mailbox
 from calsync.sim.recurrence import MONTHS, Recurrence
 from calsync.sim.tz import display_name, zoneinfo_for_windows
 
+OCCURRENCE_PREFIX = "AAMkOC"
 ExtKey = tuple[str, str, str]  # (property set id or distinguished set / "tag", name or tag, type)
 
 ALL_FIELDS = frozenset(
@@ -45,6 +47,19 @@ class Shape:
     fields: frozenset[str] = frozenset()
     extended: list[ExtKey] = field(default_factory=list)
     body_type: str = "Best"
+    _renderers: list[Callable[[Item, _View], str]] | None = None
+
+    def renderers(self) -> list[Callable[[Item, _View], str]]:
+        """The part renderers this shape asks for, in schema order (computed once)."""
+        if self._renderers is None:
+            self._renderers = [
+                render
+                for uri, render in _PARTS
+                if uri in self.fields
+                or (uri == "*extended" and self.extended)
+                or uri == "*master"
+            ]
+        return self._renderers
 
 
 def _mailbox(address: str, name: str) -> str:
@@ -81,7 +96,17 @@ def _duration(delta: dt.timedelta) -> str:
     return out + ("T" + time if time else ("" if days else "T0S"))
 
 
-def recurrence_xml(rec: Recurrence) -> str:
+def _date_with_offset(day: dt.date, zone: str) -> str:
+    """xs:date with the zone's offset at that date, as Exchange writes recurrence ranges."""
+    offset = dt.datetime.combine(day, dt.time(12), zoneinfo_for_windows(zone)).utcoffset()
+    if not offset:
+        return f"{day.isoformat()}Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{day.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def recurrence_xml(rec: Recurrence, zone: str = "UTC") -> str:
     kind = rec.kind
     parts: list[str] = []
     if kind in ("DailyRecurrence", "WeeklyRecurrence") or kind.endswith("MonthlyRecurrence"):
@@ -96,7 +121,7 @@ def recurrence_xml(rec: Recurrence) -> str:
         parts.append(f"<t:DayOfMonth>{rec.day_of_month}</t:DayOfMonth>")
     if "Yearly" in kind:
         parts.append(f"<t:Month>{MONTHS[rec.month - 1]}</t:Month>")
-    start = f"<t:StartDate>{rec.start_date.isoformat()}</t:StartDate>"
+    start = f"<t:StartDate>{_date_with_offset(rec.start_date, zone)}</t:StartDate>"
     if rec.end == "numbered":
         rng = (
             f"<t:NumberedRecurrence>{start}<t:NumberOfOccurrences>{rec.count}"
@@ -104,7 +129,8 @@ def recurrence_xml(rec: Recurrence) -> str:
         )
     elif rec.end == "date" and rec.end_date is not None:
         rng = (
-            f"<t:EndDateRecurrence>{start}<t:EndDate>{rec.end_date.isoformat()}</t:EndDate>"
+            f"<t:EndDateRecurrence>{start}"
+            f"<t:EndDate>{_date_with_offset(rec.end_date, zone)}</t:EndDate>"
             "</t:EndDateRecurrence>"
         )
     else:
@@ -112,8 +138,10 @@ def recurrence_xml(rec: Recurrence) -> str:
     return f"<t:Recurrence><t:{kind}>{''.join(parts)}</t:{kind}>{rng}</t:Recurrence>"
 
 
-def _occurrence(tag: str, item_id: str, ck: str, start: dt.datetime, end: dt.datetime,
-                original: dt.datetime) -> str:  # fmt: skip
+def _occurrence(
+    tag: str, ids: tuple[str, str], start: dt.datetime, end: dt.datetime, original: dt.datetime
+) -> str:
+    item_id, ck = ids
     return (
         f'<t:{tag}><t:ItemId Id="{esc(item_id)}" ChangeKey="{esc(ck)}"/>'
         f"<t:Start>{ews_dt(start)}</t:Start><t:End>{ews_dt(end)}</t:End>"
@@ -142,6 +170,134 @@ def extended_xml(key: ExtKey, value: str) -> str:
     return f"<t:ExtendedProperty>{uri}<t:Value>{esc(value)}</t:Value></t:ExtendedProperty>"
 
 
+@dataclass
+class _View:
+    """What one rendering needs besides the item."""
+
+    shape: Shape
+    mailbox: Mailbox
+    kind: str
+    allow_body: bool
+
+    @property
+    def original(self) -> bool:
+        return self.kind in ("Exception", "Occurrence")
+
+
+def _body_part(item: Item, v: _View) -> str:
+    if not v.allow_body:
+        return ""
+    body, btype = item.body, item.body_type
+    if v.shape.body_type == "Text" and btype == "HTML":
+        body, btype = _strip_html(body), "Text"
+    return f'<t:Body BodyType="{btype}">{esc(body)}</t:Body>'
+
+
+def _categories(item: Item, v: _View) -> str:
+    if not item.categories:
+        return ""
+    inner = "".join(f"<t:String>{esc(c)}</t:String>" for c in item.categories)
+    return f"<t:Categories>{inner}</t:Categories>"
+
+
+def _extended(item: Item, v: _View) -> str:
+    return "".join(
+        extended_xml(k, item.extended[k]) for k in v.shape.extended if k in item.extended
+    )
+
+
+def _original(tag: str) -> Callable[[Item, _View], str]:
+    def render(item: Item, v: _View) -> str:
+        if not v.original or item.original_start is None:
+            return ""
+        return f"<t:{tag}>{ews_dt(item.original_start)}</t:{tag}>"
+
+    return render
+
+
+def _state(item: Item, v: _View) -> str:
+    state = (1 if item.is_meeting else 0) | (4 if item.is_cancelled else 0)
+    return f"<t:AppointmentState>{state}</t:AppointmentState>"
+
+
+def _people(tag: str, kind: str) -> Callable[[Item, _View], str]:
+    return lambda item, v: _attendees(tag, [a for a in item.attendees if a.kind == kind])
+
+
+def _simple(tag: str, value: Callable[[Item], object]) -> Callable[[Item, _View], str]:
+    def render(item: Item, v: _View) -> str:
+        raw = value(item)
+        text = _bool(raw) if isinstance(raw, bool) else str(raw)
+        return f"<t:{tag}>{text}</t:{tag}>"
+
+    return render
+
+
+def _text(
+    tag: str, value: Callable[[Item], str], *, skip_empty: bool = False
+) -> Callable[[Item, _View], str]:
+    def render(item: Item, v: _View) -> str:
+        raw = value(item)
+        return "" if skip_empty and not raw else f"<t:{tag}>{esc(raw)}</t:{tag}>"
+
+    return render
+
+
+# (FieldURI, renderer) in the order of the schema's ItemType / CalendarItemType sequences
+_PARTS: list[tuple[str, Callable[[Item, _View], str]]] = [
+    ("item:ParentFolderId", lambda i, v: f'<t:ParentFolderId Id="{v.mailbox.calendar_id}" '
+     f'ChangeKey="{v.mailbox.folder_ck}"/>'),
+    ("item:ItemClass", lambda i, v: "<t:ItemClass>IPM.Appointment</t:ItemClass>"),
+    ("item:Subject", _text("Subject", lambda i: i.subject)),
+    ("item:Sensitivity", _simple("Sensitivity", lambda i: i.sensitivity)),
+    ("item:Body", _body_part),
+    ("item:DateTimeReceived", _simple("DateTimeReceived", lambda i: ews_dt(i.created))),
+    ("item:Size", _simple("Size", lambda i: 1024 + len(i.body) + len(i.subject))),
+    ("item:Categories", _categories),
+    ("item:Importance", _simple("Importance", lambda i: i.importance)),
+    ("item:IsDraft", lambda i, v: "<t:IsDraft>false</t:IsDraft>"),
+    ("item:DateTimeSent", _simple("DateTimeSent", lambda i: ews_dt(i.created))),
+    ("item:DateTimeCreated", _simple("DateTimeCreated", lambda i: ews_dt(i.created))),
+    ("item:ReminderIsSet", _simple("ReminderIsSet", lambda i: i.reminder_set)),
+    ("item:ReminderMinutesBeforeStart",
+     _simple("ReminderMinutesBeforeStart", lambda i: i.reminder_minutes)),
+    ("item:HasAttachments", lambda i, v: "<t:HasAttachments>false</t:HasAttachments>"),
+    ("*extended", _extended),
+    ("item:LastModifiedName", lambda i, v: f"<t:LastModifiedName>{esc(v.mailbox.display_name)}"
+     "</t:LastModifiedName>"),
+    ("item:LastModifiedTime", _simple("LastModifiedTime", lambda i: ews_dt(i.modified))),
+    ("calendar:UID", _text("UID", lambda i: i.uid)),
+    ("calendar:RecurrenceId", _original("RecurrenceId")),
+    ("calendar:Start", _simple("Start", lambda i: ews_dt(i.start))),
+    ("calendar:End", _simple("End", lambda i: ews_dt(i.end))),
+    ("calendar:OriginalStart", _original("OriginalStart")),
+    ("calendar:IsAllDayEvent", _simple("IsAllDayEvent", lambda i: i.is_all_day)),
+    ("calendar:LegacyFreeBusyStatus", _simple("LegacyFreeBusyStatus", lambda i: i.show_as)),
+    ("calendar:Location", _text("Location", lambda i: i.location, skip_empty=True)),
+    ("calendar:IsMeeting", _simple("IsMeeting", lambda i: i.is_meeting)),
+    ("calendar:IsCancelled", _simple("IsCancelled", lambda i: i.is_cancelled)),
+    ("calendar:IsRecurring", lambda i, v: f"<t:IsRecurring>{_bool(v.original)}</t:IsRecurring>"),
+    ("calendar:MeetingRequestWasSent",
+     _simple("MeetingRequestWasSent", lambda i: i.meeting_request_was_sent)),
+    ("calendar:CalendarItemType", lambda i, v: f"<t:CalendarItemType>{v.kind}"
+     "</t:CalendarItemType>"),
+    ("calendar:MyResponseType", lambda i, v: "<t:MyResponseType>Organizer</t:MyResponseType>"),
+    ("calendar:Organizer", lambda i, v: f"<t:Organizer>{_mailbox(*i.organizer)}</t:Organizer>"
+     if i.organizer[0] else ""),
+    ("calendar:RequiredAttendees", _people("RequiredAttendees", "required")),
+    ("calendar:OptionalAttendees", _people("OptionalAttendees", "optional")),
+    ("calendar:Resources", _people("Resources", "resource")),
+    ("calendar:Duration", _simple("Duration", lambda i: _duration(i.end - i.start))),
+    ("calendar:AppointmentSequenceNumber",
+     _simple("AppointmentSequenceNumber", lambda i: i.sequence)),
+    ("calendar:AppointmentState", _state),
+    ("*master", lambda i, v: _master_parts(i, v.shape.fields)
+     if v.kind == "RecurringMaster" else ""),
+    ("calendar:StartTimeZone", lambda i, v: _tz("StartTimeZone", i.start_tz)),
+    ("calendar:EndTimeZone", lambda i, v: _tz("EndTimeZone", i.end_tz)),
+]  # fmt: skip
+
+
 def render_item(
     item: Item,
     shape: Shape,
@@ -152,141 +308,66 @@ def render_item(
     tag: str = "CalendarItem",
 ) -> str:
     """One `<t:CalendarItem>`; `kind` overrides CalendarItemType (for expanded occurrences)."""
-    f = shape.fields
-    kind = kind or item.kind
-    out = [f'<t:{tag}><t:ItemId Id="{esc(item.item_id)}" ChangeKey="{esc(item.change_key)}"/>']
-    a = out.append
-    if "item:ParentFolderId" in f:
-        a(f'<t:ParentFolderId Id="{mailbox.calendar_id}" ChangeKey="{mailbox.folder_ck}"/>')
-    if "item:ItemClass" in f:
-        a("<t:ItemClass>IPM.Appointment</t:ItemClass>")
-    if "item:Subject" in f:
-        a(f"<t:Subject>{esc(item.subject)}</t:Subject>")
-    if "item:Sensitivity" in f:
-        a(f"<t:Sensitivity>{item.sensitivity}</t:Sensitivity>")
-    if "item:Body" in f and allow_body:
-        body, btype = item.body, item.body_type
-        if shape.body_type == "Text" and btype == "HTML":
-            body, btype = _strip_html(body), "Text"
-        a(f'<t:Body BodyType="{btype}">{esc(body)}</t:Body>')
-    if "item:DateTimeReceived" in f:
-        a(f"<t:DateTimeReceived>{ews_dt(item.created)}</t:DateTimeReceived>")
-    if "item:Size" in f:
-        a(f"<t:Size>{1024 + len(item.body) + len(item.subject)}</t:Size>")
-    if "item:Categories" in f and item.categories:
-        a("<t:Categories>" + "".join(f"<t:String>{esc(c)}</t:String>" for c in item.categories))
-        a("</t:Categories>")
-    if "item:Importance" in f:
-        a(f"<t:Importance>{item.importance}</t:Importance>")
-    if "item:IsDraft" in f:
-        a("<t:IsDraft>false</t:IsDraft>")
-    if "item:DateTimeSent" in f:
-        a(f"<t:DateTimeSent>{ews_dt(item.created)}</t:DateTimeSent>")
-    if "item:DateTimeCreated" in f:
-        a(f"<t:DateTimeCreated>{ews_dt(item.created)}</t:DateTimeCreated>")
-    if "item:ReminderIsSet" in f:
-        a(f"<t:ReminderIsSet>{_bool(item.reminder_set)}</t:ReminderIsSet>")
-    if "item:ReminderMinutesBeforeStart" in f:
-        a(f"<t:ReminderMinutesBeforeStart>{item.reminder_minutes}</t:ReminderMinutesBeforeStart>")
-    if "item:HasAttachments" in f:
-        a("<t:HasAttachments>false</t:HasAttachments>")
-    for key in shape.extended:
-        if key in item.extended:
-            a(extended_xml(key, item.extended[key]))
-    if "item:LastModifiedName" in f:
-        a(f"<t:LastModifiedName>{esc(mailbox.display_name)}</t:LastModifiedName>")
-    if "item:LastModifiedTime" in f:
-        a(f"<t:LastModifiedTime>{ews_dt(item.modified)}</t:LastModifiedTime>")
-    if "calendar:UID" in f:
-        a(f"<t:UID>{esc(item.uid)}</t:UID>")
-    original = item.original_start if kind in ("Exception", "Occurrence") else None
-    if "calendar:RecurrenceId" in f and original is not None:
-        a(f"<t:RecurrenceId>{ews_dt(original)}</t:RecurrenceId>")
-    if "calendar:Start" in f:
-        a(f"<t:Start>{ews_dt(item.start)}</t:Start>")
-    if "calendar:End" in f:
-        a(f"<t:End>{ews_dt(item.end)}</t:End>")
-    if "calendar:OriginalStart" in f and original is not None:
-        a(f"<t:OriginalStart>{ews_dt(original)}</t:OriginalStart>")
-    if "calendar:IsAllDayEvent" in f:
-        a(f"<t:IsAllDayEvent>{_bool(item.is_all_day)}</t:IsAllDayEvent>")
-    if "calendar:LegacyFreeBusyStatus" in f:
-        a(f"<t:LegacyFreeBusyStatus>{item.show_as}</t:LegacyFreeBusyStatus>")
-    if "calendar:Location" in f and item.location:
-        a(f"<t:Location>{esc(item.location)}</t:Location>")
-    if "calendar:IsMeeting" in f:
-        a(f"<t:IsMeeting>{_bool(item.is_meeting)}</t:IsMeeting>")
-    if "calendar:IsCancelled" in f:
-        a(f"<t:IsCancelled>{_bool(item.is_cancelled)}</t:IsCancelled>")
-    if "calendar:IsRecurring" in f:
-        a(f"<t:IsRecurring>{_bool(kind in ('Exception', 'Occurrence'))}</t:IsRecurring>")
-    if "calendar:MeetingRequestWasSent" in f:
-        a(f"<t:MeetingRequestWasSent>{_bool(item.meeting_request_was_sent)}")
-        a("</t:MeetingRequestWasSent>")
-    if "calendar:CalendarItemType" in f:
-        a(f"<t:CalendarItemType>{kind}</t:CalendarItemType>")
-    if "calendar:MyResponseType" in f:
-        a("<t:MyResponseType>Organizer</t:MyResponseType>")
-    if "calendar:Organizer" in f and item.organizer[0]:
-        a(f"<t:Organizer>{_mailbox(*item.organizer)}</t:Organizer>")
-    if "calendar:RequiredAttendees" in f:
-        a(_attendees("RequiredAttendees", [x for x in item.attendees if x.kind == "required"]))
-    if "calendar:OptionalAttendees" in f:
-        a(_attendees("OptionalAttendees", [x for x in item.attendees if x.kind == "optional"]))
-    if "calendar:Resources" in f:
-        a(_attendees("Resources", [x for x in item.attendees if x.kind == "resource"]))
-    if "calendar:Duration" in f:
-        a(f"<t:Duration>{_duration(item.end - item.start)}</t:Duration>")
-    if "calendar:AppointmentSequenceNumber" in f:
-        a(f"<t:AppointmentSequenceNumber>{item.sequence}</t:AppointmentSequenceNumber>")
-    if "calendar:AppointmentState" in f:
-        state = (1 if item.is_meeting else 0) | (4 if item.is_cancelled else 0)
-        a(f"<t:AppointmentState>{state}</t:AppointmentState>")
-    if kind == "RecurringMaster" and item.recurrence is not None:
-        _master_parts(item, f, a)
-    if "calendar:StartTimeZone" in f:
-        a(_tz("StartTimeZone", item.start_tz))
-    if "calendar:EndTimeZone" in f:
-        a(_tz("EndTimeZone", item.end_tz))
-    a(f"</t:{tag}>")
-    return "".join(out)
+    view = _View(shape, mailbox, kind or item.kind, allow_body)
+    parts = [f'<t:{tag}><t:ItemId Id="{esc(item.item_id)}" ChangeKey="{esc(item.change_key)}"/>']
+    parts += [render(item, view) for render in shape.renderers()]
+    parts.append(f"</t:{tag}>")
+    return "".join(parts)
 
 
-def _master_parts(item: Item, f: frozenset[str], add: Callable[[str], None]) -> None:
-    assert item.recurrence is not None
+def _master_parts(item: Item, f: frozenset[str]) -> str:
+    if item.recurrence is None:
+        return ""
+    out: list[str] = []
     if "calendar:Recurrence" in f:
-        add(recurrence_xml(item.recurrence))
-    starts = [s for s in item.occurrence_starts() if s not in item.deleted]
+        out.append(recurrence_xml(item.recurrence, item.start_tz))
+    every = item.occurrence_starts()
+    starts = [s for s in every if s not in item.deleted]
     length = item.end - item.start
-    if starts and "calendar:FirstOccurrence" in f:
-        first = item.exceptions.get(starts[0])
-        s0 = first.start if first else starts[0]
-        e0 = first.end if first else starts[0] + length
-        add(_occurrence("FirstOccurrence", occurrence_id(item, 1, starts[0]), item.change_key,
-                        s0, e0, starts[0]))  # fmt: skip
-    if starts and "calendar:LastOccurrence" in f and item.recurrence.end != "none":
-        last = item.exceptions.get(starts[-1])
-        s1 = last.start if last else starts[-1]
-        e1 = last.end if last else starts[-1] + length
-        add(_occurrence("LastOccurrence", occurrence_id(item, len(starts), starts[-1]),
-                        item.change_key, s1, e1, starts[-1]))  # fmt: skip
+    ends = (("FirstOccurrence", 0), ("LastOccurrence", -1))
+    for tag, pos in ends:
+        if not starts or f"calendar:{tag}" not in f:
+            continue
+        if tag == "LastOccurrence" and item.recurrence.end == "none":
+            continue
+        original = starts[pos]
+        exc = item.exceptions.get(original)
+        start = exc.start if exc else original
+        end = exc.end if exc else original + length
+        oid = exc.item_id if exc else occurrence_id(item, every.index(original) + 1)
+        out.append(_occurrence(tag, (oid, item.change_key), start, end, original))
     if "calendar:ModifiedOccurrences" in f and item.exceptions:
         occ = "".join(
-            _occurrence("Occurrence", x.item_id, x.change_key, x.start, x.end, orig)
+            _occurrence("Occurrence", (x.item_id, x.change_key), x.start, x.end, orig)
             for orig, x in sorted(item.exceptions.items())
         )
-        add(f"<t:ModifiedOccurrences>{occ}</t:ModifiedOccurrences>")
+        out.append(f"<t:ModifiedOccurrences>{occ}</t:ModifiedOccurrences>")
     if "calendar:DeletedOccurrences" in f and item.deleted:
         occ = "".join(
             f"<t:DeletedOccurrence><t:Start>{ews_dt(d)}</t:Start></t:DeletedOccurrence>"
             for d in item.deleted
         )
-        add(f"<t:DeletedOccurrences>{occ}</t:DeletedOccurrences>")
+        out.append(f"<t:DeletedOccurrences>{occ}</t:DeletedOccurrences>")
+    return "".join(out)
 
 
-def occurrence_id(master: Item, index: int, original: dt.datetime) -> str:
-    """An id for an unmodified occurrence: the master's id with the instance index."""
-    return f"{master.item_id}.OCC{index}"
+def occurrence_id(master: Item, index: int, original: dt.datetime | None = None) -> str:
+    """The ItemId of an occurrence: the master's id with the instance index (an exception made
+    from the occurrence keeps this id, as in Exchange)."""
+    raw = master.item_id.encode() + b"\x00" + index.to_bytes(4, "big")
+    return OCCURRENCE_PREFIX + base64.b64encode(raw).decode()
+
+
+def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
+    if not item_id.startswith(OCCURRENCE_PREFIX):
+        return None
+    try:
+        raw = base64.b64decode(item_id[len(OCCURRENCE_PREFIX) :], validate=True)
+    except ValueError:
+        return None
+    if len(raw) < 6 or raw[-5] != 0:
+        return None
+    return raw[:-5].decode(errors="replace"), int.from_bytes(raw[-4:], "big")
 
 
 def _strip_html(html: str) -> str:

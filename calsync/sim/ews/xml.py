@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from lxml import etree
+
 NS_S = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
@@ -37,6 +39,11 @@ class EwsError(Exception):
         self.text = text
         self.fault = fault
         self.back_off_ms = back_off_ms
+
+
+def elements(parent: etree._Element | None) -> list[etree._Element]:
+    """The element children (no comments or processing instructions) of an optional node."""
+    return [] if parent is None else list(parent.iterchildren("*"))
 
 
 def esc(value: str) -> str:

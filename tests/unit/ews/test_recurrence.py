@@ -32,17 +32,17 @@ SERIES = EventData(
 )
 
 PATTERNS = {
-    "RRULE:FREQ=DAILY;INTERVAL=1": DailyPattern,
+    "RRULE:FREQ=DAILY": DailyPattern,
     "RRULE:FREQ=DAILY;INTERVAL=3": DailyPattern,
-    "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU": WeeklyPattern,
+    "RRULE:FREQ=WEEKLY;BYDAY=TU": WeeklyPattern,
     "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TU,FR": WeeklyPattern,
-    "RRULE:FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=1": AbsoluteMonthlyPattern,
+    "RRULE:FREQ=MONTHLY;BYMONTHDAY=1": AbsoluteMonthlyPattern,
     "RRULE:FREQ=MONTHLY;INTERVAL=6;BYMONTHDAY=31": AbsoluteMonthlyPattern,
-    "RRULE:FREQ=MONTHLY;INTERVAL=1;BYDAY=1TU": RelativeMonthlyPattern,
+    "RRULE:FREQ=MONTHLY;BYDAY=1TU": RelativeMonthlyPattern,
     "RRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR": RelativeMonthlyPattern,
-    "RRULE:FREQ=MONTHLY;INTERVAL=1;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=2": RelativeMonthlyPattern,
-    "RRULE:FREQ=MONTHLY;INTERVAL=1;BYDAY=SA,SU;BYSETPOS=-1": RelativeMonthlyPattern,
-    "RRULE:FREQ=MONTHLY;INTERVAL=1;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYSETPOS=4": RelativeMonthlyPattern,
+    "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=2": RelativeMonthlyPattern,
+    "RRULE:FREQ=MONTHLY;BYDAY=SA,SU;BYSETPOS=-1": RelativeMonthlyPattern,
+    "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYSETPOS=4": RelativeMonthlyPattern,
     "RRULE:FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=1": AbsoluteYearlyPattern,
     "RRULE:FREQ=YEARLY;BYMONTH=12;BYDAY=1TU": RelativeYearlyPattern,
     "RRULE:FREQ=YEARLY;BYMONTH=5;BYDAY=-1MO": RelativeYearlyPattern,
@@ -79,15 +79,15 @@ def test_all_day_series_round_trips(account: Account) -> None:
 
 def test_until_between_occurrences_ends_on_the_last_occurrence_day(account: Account) -> None:
     # UNTIL at 00:00 UTC on 2027-01-05 is before that day's 09:30 occurrence: the 4th is the last.
-    data = replace(SERIES, recurrence="RRULE:FREQ=DAILY;INTERVAL=1;UNTIL=20270105T000000Z")
+    data = replace(SERIES, recurrence="RRULE:FREQ=DAILY;UNTIL=20270105T000000Z")
     item = wire(account, data)
     assert item.recurrence.boundary.end.isoformat().startswith("2027-01-04")
-    assert item_to_event(item).recurrence == "RRULE:FREQ=DAILY;INTERVAL=1;UNTIL=20270104T083000Z"
+    assert item_to_event(item).recurrence == "RRULE:FREQ=DAILY;UNTIL=20270104T083000Z"
 
 
 def test_defaults_come_from_the_start(account: Account) -> None:
     data = replace(SERIES, recurrence="RRULE:FREQ=WEEKLY")
-    assert item_to_event(wire(account, data)).recurrence == "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU"
+    assert item_to_event(wire(account, data)).recurrence == "RRULE:FREQ=WEEKLY;BYDAY=TU"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_series_with_modified_and_deleted_occurrences(account: Account) -> None:
     master = parse_item(account, MASTER)
     occurrence = parse_item(account, OCCURRENCE)
     event = item_to_event(master, [occurrence])
-    assert event.recurrence == "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=8"
+    assert event.recurrence == "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=8"
     assert event.deleted_occurrences == (datetime(2026, 12, 15, 8, 30, tzinfo=UTC),)
     (modified,) = event.modified_occurrences
     assert modified.original_start == datetime(2026, 12, 8, 8, 30, tzinfo=UTC)

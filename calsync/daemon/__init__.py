@@ -1,0 +1,1 @@
+"""Composition root: builds the adapters from the configuration and runs mailbox syncs."""

@@ -1,0 +1,194 @@
+"""Build the store, token providers and Exchange clients from a ``Config``; run syncs.
+
+The daemon and ``calsync sync --once`` / ``calsync check`` share this wiring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from calsync.auth import TenantCredentials, TokenProvider
+from calsync.config import Config, TenantConfig
+from calsync.errors import CalsyncError, ConfigError, LockHeld
+from calsync.ews.calendar import EwsExchangeSide
+from calsync.ews.client import EwsClient, EwsSettings
+from calsync.ews.diagnostics import CheckReport, TenantTarget, check_all
+from calsync.logs import register_secrets
+from calsync.model import Mailbox, SyncReport
+from calsync.scheduler.worker import RunOutcome, run_mailbox
+from calsync.store.sql import SqlStore
+from calsync.sync.engine import run_sync
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def tenant_credentials(tenant: TenantConfig) -> TenantCredentials | None:
+    """msal's view of a tenant (None for NTLM/Basic service accounts)."""
+    s = tenant.settings
+    if s.auth != "oauth":
+        return None
+    assert s.tenant_id and s.client_id  # checked by the config's validation
+    ca_file = str(s.ca_file) if s.ca_file else None
+    if tenant.certificate is not None:
+        return TenantCredentials(
+            name=s.name, tenant_id=s.tenant_id, client_id=s.client_id,
+            certificate_file=str(tenant.certificate.path()),
+            certificate_thumbprint=s.certificate_thumbprint, send_x5c=s.send_x5c,
+            authority=s.authority, ca_file=ca_file,
+        )
+    assert tenant.secret is not None
+    return TenantCredentials(
+        name=s.name, tenant_id=s.tenant_id, client_id=s.client_id,
+        client_secret=tenant.secret.read, secret_source=tenant.secret.describe(),
+        authority=s.authority, ca_file=ca_file,
+    )
+
+
+def ews_settings(tenant: TenantConfig, *, protocol_debug: bool) -> EwsSettings:
+    s = tenant.settings
+    return EwsSettings(
+        tenant=s.name,
+        ews_url=s.effective_ews_url,
+        auth=s.auth,
+        username=s.username,
+        password=tenant.password.read if tenant.password is not None else None,
+        ca_file=str(s.ca_file) if s.ca_file else None,
+        protocol_debug=protocol_debug,
+    )
+
+
+def secret_values(config: Config) -> list[str]:
+    """Every configured secret value, so the log redaction can recognise it anywhere."""
+    values = []
+    for tenant in config.tenants.values():
+        for source in (tenant.secret, tenant.password):
+            if source is not None:
+                try:
+                    values.append(source.read())
+                except ConfigError:
+                    continue
+    return values
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: SqlStore
+    providers: dict[str, TokenProvider]
+    clients: dict[str, EwsClient]
+    exchange: EwsExchangeSide
+    clock: SystemClock = field(default_factory=SystemClock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def mailboxes(self, only: str | None = None) -> list[Mailbox]:
+        enabled = self.config.enabled_mailboxes()
+        if only is None:
+            return enabled
+        wanted = only.strip().lower()
+        chosen = [m for m in enabled if m.address == wanted]
+        if not chosen:
+            raise ConfigError([f"--mailbox {only}: not an enabled mailbox of {self.config.path}"])
+        return chosen
+
+
+def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
+    register_secrets(secret_values(config))
+    unsupported = [t.name for t in config.tenants.values() if t.settings.api != "ews"]
+    if unsupported:
+        raise ConfigError(
+            [f'tenants ({name}).api: "graph" is not supported by this version yet; use "ews"'
+             for name in unsupported]
+        )
+    debug = config.settings.logging.ews_protocol_debug
+    providers: dict[str, TokenProvider] = {}
+    clients: dict[str, EwsClient] = {}
+    for name, tenant in config.tenants.items():
+        credentials = tenant_credentials(tenant)
+        provider = TokenProvider(credentials) if credentials is not None else None
+        if provider is not None:
+            providers[name] = provider
+        clients[name] = EwsClient(ews_settings(tenant, protocol_debug=debug), provider)
+    store = SqlStore(config.settings.store.url, upgrade=True) if open_store else None
+    return Runtime(
+        config=config,
+        store=store,  # type: ignore[arg-type]
+        providers=providers,
+        clients=clients,
+        exchange=EwsExchangeSide(clients),
+    )
+
+
+def sync_mailboxes(
+    runtime: Runtime,
+    mailboxes: Sequence[Mailbox],
+    *,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    workers: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[RunOutcome]:
+    """One sync of each mailbox (at most ``workers`` at once), each under its mailbox lock."""
+    store = runtime.store
+    if not dry_run:
+        store.register_mailboxes(runtime.config.enabled_mailboxes())
+
+    def one(mailbox: Mailbox) -> RunOutcome:
+        def sync(mb: Mailbox) -> SyncReport:
+            with store.mailbox_lock(mb.address):
+                return run_sync(
+                    mb, runtime.exchange, store, clock=runtime.clock, dry_run=dry_run,
+                    allow_mass_delete=allow_mass_delete, should_stop=should_stop,
+                )
+
+        outcome = run_mailbox(
+            mailbox, sync, requests=lambda: runtime.exchange.request_count(mailbox)
+        )
+        if not dry_run:
+            record_outcome(runtime, outcome)
+        return outcome
+
+    limit = workers or runtime.config.settings.daemon.max_concurrent_syncs
+    with ThreadPoolExecutor(max_workers=max(1, min(limit, len(mailboxes) or 1))) as pool:
+        return list(pool.map(one, mailboxes))
+
+
+def record_outcome(runtime: Runtime, outcome: RunOutcome) -> None:
+    now = runtime.clock.now()
+    if outcome.ok and outcome.report is not None:
+        report = outcome.report
+        items_in = report.local.create + report.local.update + report.local.delete
+        items_out = report.exchange.create + report.exchange.update + report.exchange.delete
+        runtime.store.record_run_success(
+            outcome.mailbox, now, items_in=items_in, items_out=items_out
+        )
+    elif outcome.error is not None and not isinstance(outcome.error, LockHeld):
+        runtime.store.record_run_failure(
+            outcome.mailbox, now, outcome.error.error_code, str(outcome.error),
+            paused=outcome.status == "auth_failed",
+        )
+
+
+def check(runtime: Runtime, only: str | None = None, *, workers: int = 32) -> CheckReport:
+    chosen = runtime.mailboxes(only)
+    targets = [
+        TenantTarget(
+            name=name,
+            client=client,
+            provider=runtime.providers.get(name),
+            mailboxes=[m.address for m in chosen if m.tenant == name],
+        )
+        for name, client in runtime.clients.items()
+        if only is None or any(m.tenant == name for m in chosen)
+    ]
+    return check_all(targets, workers=workers)
+
+
+__all__ = ["CalsyncError", "Runtime", "build_runtime", "check", "sync_mailboxes"]
