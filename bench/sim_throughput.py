@@ -1,10 +1,10 @@
 """Requests per second the simulator serves: SyncFolderItems for small mailboxes.
 
 Runs `python -m calsync.sim` as its own process and drives it with a light load generator
-(raw http.client over keep-alive TLS connections in threads; exchangelib would cost ~5 ms of
+(raw HTTP/1.1 over keep-alive TLS sockets, in several processes; exchangelib would cost ~5 ms of
 client CPU per request and measure itself). Usage:
 
-    python bench/sim_throughput.py [--seconds 5] [--threads 4] [--mailboxes 50] [--events 10]
+    python bench/sim_throughput.py [--seconds 5] [--processes 2] [--threads 16] [--mailboxes 50]
 
 Prints one line per phase and, last, `sim_throughput syncfolderitems_rps=N target>=1000 PASS|FAIL`.
 """
@@ -12,10 +12,12 @@ Prints one line per phase and, last, `sim_throughput syncfolderitems_rps=N targe
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
+import multiprocessing
+import os
 import random
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +43,7 @@ SHAPE = (
     "</t:AdditionalProperties></m:ItemShape>"
 )
 STATE = re.compile(rb"<m:SyncState>([^<]*)</m:SyncState>")
+LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
 def sync_body(address: str, state: str | None) -> bytes:
@@ -78,35 +81,63 @@ def token(info: dict, ctx: ssl.SSLContext) -> str:
          "scope": "https://outlook.office365.com/.default"}
     ).encode()  # fmt: skip
     url = f"{info['authority']}/{tenant['tenant_id']}/oauth2/v2.0/token"
-    with urllib.request.urlopen(url, data=data, context=ctx) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, data=data, context=ctx) as resp:
         return str(json.load(resp)["access_token"])
 
 
-def run_phase(info: dict, ctx: ssl.SSLContext, bearer: str, seconds: float, threads: int,
-              states: dict[str, str | None], incremental: bool) -> tuple[int, int]:  # fmt: skip
-    url = urllib.parse.urlsplit(info["ews_url"])
+def read_response(conn: ssl.SSLSocket, buffer: bytes) -> tuple[int, bytes, bytes]:
+    """(status, body, leftover) of one HTTP/1.1 response with a Content-Length."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    status = int(head[9:12])
+    match = LENGTH.search(head)
+    length = int(match.group(1)) if match else 0
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        rest += chunk
+    return status, rest[:length], rest[length:]
+
+
+def _client(
+    job: tuple[str, str, int, str, float, int, dict[str, str | None], bool],
+) -> tuple[int, int, dict[str, str | None]]:
+    """One load-generator process: `threads` keep-alive connections, SyncFolderItems in a loop."""
+    ews_url, ca_file, threads, bearer, seconds, seed, states, incremental = job
+    url = urllib.parse.urlsplit(ews_url)
+    ctx = ssl.create_default_context(cafile=ca_file)
     addresses = list(states)
     counts = [0] * threads
     errors = [0] * threads
     deadline = time.monotonic() + seconds
 
     def worker(n: int) -> None:
-        rng = random.Random(n)
-        conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx)
-        headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "text/xml; charset=utf-8"}
+        rng = random.Random(seed * 1000 + n)
+        raw = socket.create_connection((url.hostname, url.port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = ctx.wrap_socket(raw, server_hostname=url.hostname)
+        head = (
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {bearer}\r\nContent-Type: text/xml; charset=utf-8\r\n"
+        )
+        buffer = b""
         while time.monotonic() < deadline:
             address = rng.choice(addresses)
             body = sync_body(address, states[address] if incremental else None)
-            conn.request("POST", url.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            if resp.status != 200 or b"NoError" not in data:
+            conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status, data, buffer = read_response(conn, buffer)
+            if status != 200 or b"NoError" not in data:
                 errors[n] += 1
-            else:
-                counts[n] += 1
-                match = STATE.search(data)
-                if match and not incremental:
-                    states[address] = match.group(1).decode()
+                continue
+            counts[n] += 1
+            match = STATE.search(data)
+            if match and not incremental:
+                states[address] = match.group(1).decode()
         conn.close()
 
     pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
@@ -114,13 +145,37 @@ def run_phase(info: dict, ctx: ssl.SSLContext, bearer: str, seconds: float, thre
         t.start()
     for t in pool:
         t.join()
-    return sum(counts), sum(errors)
+    return sum(counts), sum(errors), states
+
+
+def run_phase(info: dict, bearer: str, args: argparse.Namespace,
+              states: dict[str, str | None], incremental: bool) -> tuple[int, int]:  # fmt: skip
+    """Drive the simulator from `args.processes` processes for `args.seconds`."""
+    addresses = list(states)
+    shards = [addresses[i :: args.processes] for i in range(args.processes)]
+    jobs = [
+        (info["ews_url"], info["ca_file"], args.threads, bearer, args.seconds, n,
+         {a: states[a] for a in shard}, incremental)
+        for n, shard in enumerate(shards) if shard
+    ]  # fmt: skip
+    with multiprocessing.Pool(len(jobs)) as pool:
+        results = pool.map(_client, jobs)
+    for _, _, seen in results:
+        states.update(seen)
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    p.add_argument("--threads", type=int, default=16, help="connections per process")
     p.add_argument("--mailboxes", type=int, default=50)
     p.add_argument("--events", type=int, default=10)
     args = p.parse_args()
@@ -128,18 +183,20 @@ def main() -> int:
         proc = start_sim(Path(tmp), args.mailboxes, args.events)
         try:
             info = json.loads((Path(tmp) / "sim.json").read_text())
-            ctx = ssl.create_default_context(cafile=info["ca_file"])
-            bearer = token(info, ctx)
+            bearer = token(info, ssl.create_default_context(cafile=info["ca_file"]))
             states: dict[str, str | None] = dict.fromkeys(info["tenants"][0]["mailboxes"])
             results = {}
             for phase, incremental in (("initial", False), ("incremental", True)):
-                done, errors = run_phase(info, ctx, bearer, args.seconds, args.threads, states,
-                                         incremental)  # fmt: skip
+                before = cpu_seconds(proc.pid)
+                done, errors = run_phase(info, bearer, args, states, incremental)
+                server_cpu = cpu_seconds(proc.pid) - before
                 rps = done / args.seconds
                 results[phase] = rps
                 print(f"{phase:12s} SyncFolderItems: {done} ok, {errors} errors, {rps:,.0f} req/s "
-                      f"({args.mailboxes} mailboxes x {args.events} events, {args.threads} "
-                      "client threads)")  # fmt: skip
+                      f"({args.mailboxes} mailboxes x {args.events} events, "
+                      f"{args.processes}x{args.threads} connections; simulator CPU "
+                      f"{server_cpu / max(done, 1) * 1000:.2f} ms/request, "
+                      f"{server_cpu / args.seconds:.0%} of a core)")  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -170,6 +170,18 @@ class TokenProvider:
         return self.credentials.name
 
     @property
+    def client_id(self) -> str:
+        return self.credentials.client_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.credentials.tenant_id
+
+    def scope_for(self, api: str, url: str | None = None) -> str:
+        """The scope of the real resource behind ``url`` in this tenant's cloud."""
+        return resource_scope(api, self.credentials.authority, url)
+
+    @property
     def certificate(self) -> CertificateCredential | None:
         """The loaded certificate (thumbprints for the operator), once a token was requested."""
         return self._certificate

@@ -14,6 +14,7 @@ from calsync.config import Config, load_config
 AddConfig = Callable[[argparse.ArgumentParser], None]
 Register = Callable[[Any, AddConfig, str], None]
 
+
 # (name, register) pairs for commands defined in their own modules
 def _ops(sub: Any, add_config: AddConfig, name: str) -> None:
     from calsync.cli import ops

@@ -33,8 +33,11 @@ def register(sub: Any, add_config: AddConfig, _name: str) -> None:
     p.add_argument("--mailbox", metavar="ADDR", help="only this mailbox")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--allow-mass-delete", action="store_true",
-                   help="let this run delete more than max_delete_share of a mailbox")
+    p.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let this run delete more than max_delete_share of a mailbox",
+    )
     p.set_defaults(handler=sync_once)
 
     p = sub.add_parser("check", help="check every tenant's credentials and mailbox's access")
@@ -69,7 +72,9 @@ def sync_once(args: argparse.Namespace) -> int:
     runtime = build_runtime(config)
     try:
         outcomes = sync_mailboxes(
-            runtime, runtime.mailboxes(args.mailbox), dry_run=args.dry_run,
+            runtime,
+            runtime.mailboxes(args.mailbox),
+            dry_run=args.dry_run,
             allow_mass_delete=args.allow_mass_delete,
         )
     finally:
@@ -79,11 +84,21 @@ def sync_once(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(report, indent=2))
         else:
-            print(table(
-                ["mailbox", "exchange c/u/d", "local c/u/d", "conflicts", "status"],
-                [[o.mailbox, _cud(o, "exchange"), _cud(o, "local"),
-                  o.report.conflicts if o.report else "", o.status] for o in outcomes],
-            ))
+            print(
+                table(
+                    ["mailbox", "exchange c/u/d", "local c/u/d", "conflicts", "status"],
+                    [
+                        [
+                            o.mailbox,
+                            _cud(o, "exchange"),
+                            _cud(o, "local"),
+                            o.report.conflicts if o.report else "",
+                            o.status,
+                        ]
+                        for o in outcomes
+                    ],
+                )
+            )
     else:
         ok = sum(1 for o in outcomes if o.ok)
         print(f"{ok} of {len(outcomes)} mailboxes synced", file=sys.stdout)
@@ -103,20 +118,31 @@ def _cud(outcome: Any, side: str) -> str:
 
 def _outcome_json(outcome: Any) -> dict[str, Any]:
     report = outcome.report
-    data: dict[str, Any] = {"address": outcome.mailbox, "tenant": outcome.tenant,
-                            "status": outcome.status}
+    data: dict[str, Any] = {
+        "address": outcome.mailbox,
+        "tenant": outcome.tenant,
+        "status": outcome.status,
+    }
     if report is not None:
-        data |= {"exchange": report.exchange.as_dict(), "local": report.local.as_dict(),
-                 "conflicts": report.conflicts, "skipped": report.skipped,
-                 "outcome": report.outcome}
+        data |= {
+            "exchange": report.exchange.as_dict(),
+            "local": report.local.as_dict(),
+            "conflicts": report.conflicts,
+            "skipped": report.skipped,
+            "outcome": report.outcome,
+        }
     else:
-        data |= {"error_code": outcome.error_code, "error": str(outcome.error),
-                 "hint": outcome.error.hint if outcome.error else None}
+        data |= {
+            "error_code": outcome.error_code,
+            "error": str(outcome.error),
+            "hint": outcome.error.hint if outcome.error else None,
+        }
     return data
 
 
 def check(args: argparse.Namespace) -> int:
-    from calsync.daemon.runtime import build_runtime, check as run_check
+    from calsync.daemon.runtime import build_runtime
+    from calsync.daemon.runtime import check as run_check
 
     config = _setup(args)
     runtime = build_runtime(config, open_store=False)
@@ -124,12 +150,22 @@ def check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(table(["tenant", "status", "error", "hint"],
-                    [[t.name, t.status, t.error_code or "", t.hint or ""] for t in report.tenants]))
+        print(
+            table(
+                ["tenant", "status", "error", "hint"],
+                [[t.name, t.status, t.error_code or "", t.hint or ""] for t in report.tenants],
+            )
+        )
         print()
-        print(table(["mailbox", "tenant", "status", "error", "hint"],
-                    [[m.address, m.tenant, m.status, m.error_code or "", m.hint or ""]
-                     for m in report.mailboxes]))
+        print(
+            table(
+                ["mailbox", "tenant", "status", "error", "hint"],
+                [
+                    [m.address, m.tenant, m.status, m.error_code or "", m.hint or ""]
+                    for m in report.mailboxes
+                ],
+            )
+        )
         bad = sum(1 for m in report.mailboxes if m.status != "ok")
         print(f"\n{len(report.mailboxes) - bad} of {len(report.mailboxes)} mailboxes ok")
     return EXIT_OK if report.ok else EXIT_NOT_OK
@@ -156,19 +192,39 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"mailboxes": rows}, indent=2))
     else:
-        print(table(
-            ["mailbox", "tenant", "state", "last success", "lag", "failures", "last error",
-             "next due"],
-            [[r["address"], r["tenant"], r["state"], r["last_success"] or "never",
-              _age(r["lag_s"]), r["consecutive_failures"] or "", r["last_error_code"] or "",
-              r["next_due"] or ""] for r in rows],
-        ))
+        print(
+            table(
+                [
+                    "mailbox",
+                    "tenant",
+                    "state",
+                    "last success",
+                    "lag",
+                    "failures",
+                    "last error",
+                    "next due",
+                ],
+                [
+                    [
+                        r["address"],
+                        r["tenant"],
+                        r["state"],
+                        r["last_success"] or "never",
+                        _age(r["lag_s"]),
+                        r["consecutive_failures"] or "",
+                        r["last_error_code"] or "",
+                        r["next_due"] or "",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     failing = any(r["state"] in ("failing", "paused") for r in rows)
     return EXIT_NOT_OK if failing else EXIT_OK
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
+def _age(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
         return ""
     if seconds < 120:
         return f"{seconds:.0f}s"

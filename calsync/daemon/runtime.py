@@ -33,20 +33,29 @@ def tenant_credentials(tenant: TenantConfig) -> TenantCredentials | None:
     s = tenant.settings
     if s.auth != "oauth":
         return None
-    assert s.tenant_id and s.client_id  # checked by the config's validation
+    assert s.tenant_id  # checked by the config's validation
+    assert s.client_id
     ca_file = str(s.ca_file) if s.ca_file else None
     if tenant.certificate is not None:
         return TenantCredentials(
-            name=s.name, tenant_id=s.tenant_id, client_id=s.client_id,
+            name=s.name,
+            tenant_id=s.tenant_id,
+            client_id=s.client_id,
             certificate_file=str(tenant.certificate.path()),
-            certificate_thumbprint=s.certificate_thumbprint, send_x5c=s.send_x5c,
-            authority=s.authority, ca_file=ca_file,
+            certificate_thumbprint=s.certificate_thumbprint,
+            send_x5c=s.send_x5c,
+            authority=s.authority,
+            ca_file=ca_file,
         )
     assert tenant.secret is not None
     return TenantCredentials(
-        name=s.name, tenant_id=s.tenant_id, client_id=s.client_id,
-        client_secret=tenant.secret.read, secret_source=tenant.secret.describe(),
-        authority=s.authority, ca_file=ca_file,
+        name=s.name,
+        tenant_id=s.tenant_id,
+        client_id=s.client_id,
+        client_secret=tenant.secret.read,
+        secret_source=tenant.secret.describe(),
+        authority=s.authority,
+        ca_file=ca_file,
     )
 
 
@@ -104,8 +113,10 @@ def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
     unsupported = [t.name for t in config.tenants.values() if t.settings.api != "ews"]
     if unsupported:
         raise ConfigError(
-            [f'tenants ({name}).api: "graph" is not supported by this version yet; use "ews"'
-             for name in unsupported]
+            [
+                f'tenants ({name}).api: "graph" is not supported by this version yet; use "ews"'
+                for name in unsupported
+            ]
         )
     debug = config.settings.logging.ews_protocol_debug
     providers: dict[str, TokenProvider] = {}
@@ -144,8 +155,13 @@ def sync_mailboxes(
         def sync(mb: Mailbox) -> SyncReport:
             with store.mailbox_lock(mb.address):
                 return run_sync(
-                    mb, runtime.exchange, store, clock=runtime.clock, dry_run=dry_run,
-                    allow_mass_delete=allow_mass_delete, should_stop=should_stop,
+                    mb,
+                    runtime.exchange,
+                    store,
+                    clock=runtime.clock,
+                    dry_run=dry_run,
+                    allow_mass_delete=allow_mass_delete,
+                    should_stop=should_stop,
                 )
 
         outcome = run_mailbox(
@@ -171,7 +187,10 @@ def record_outcome(runtime: Runtime, outcome: RunOutcome) -> None:
         )
     elif outcome.error is not None and not isinstance(outcome.error, LockHeld):
         runtime.store.record_run_failure(
-            outcome.mailbox, now, outcome.error.error_code, str(outcome.error),
+            outcome.mailbox,
+            now,
+            outcome.error.error_code,
+            str(outcome.error),
             paused=outcome.status == "auth_failed",
         )
 

@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit
 import requests
 import structlog
 
-from calsync.auth import PinnedSession
 from calsync.errors import CalsyncError, TransientError
+from calsync.ews.transport import PinnedSession
 
 log = structlog.get_logger("calsync.ews")
 

@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchangelib import CalendarItem
 from exchangelib.errors import ErrorItemNotFound
@@ -50,6 +50,9 @@ from calsync.model import (
     ItemRef,
     Mailbox,
 )
+
+if TYPE_CHECKING:
+    from calsync.ports import ExchangeSide
 
 PAGE_SIZE = 512
 BATCH_SIZE = 100
@@ -108,6 +111,7 @@ class EwsExchangeSide:
     def fetch_changes(self, mailbox: Mailbox, sync_state: str | None) -> Iterator[ExchangePage]:
         client = self.client(mailbox)
         state = sync_state
+        full = sync_state is None  # a full (re)sync reports every item, echoes included
         while True:
 
             def page(account: Any, state: str | None = state) -> tuple[list[Any], str, bool]:
@@ -126,12 +130,19 @@ class EwsExchangeSide:
                 return changes, service.sync_state, bool(service.includes_last_item_in_range)
 
             changes, state, last = client.call(mailbox.address, page)
-            yield self._page(client, mailbox, changes, state or "", last)
+            yield self._page(client, mailbox, changes, state or "", last=last, full=full)
             if last:
                 return
 
     def _page(
-        self, client: EwsClient, mailbox: Mailbox, changes: list[Any], state: str, last: bool
+        self,
+        client: EwsClient,
+        mailbox: Mailbox,
+        changes: list[Any],
+        state: str,
+        *,
+        last: bool,
+        full: bool,
     ) -> ExchangePage:
         result: list[ExchangeChange] = []
         wanted: dict[str, str | None] = {}  # item id -> calsync id, in server order
@@ -141,7 +152,9 @@ class EwsExchangeSide:
                 deletes.append(obj.id)
                 self._forget(mailbox, obj.id)
             elif kind in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE):
-                if self._is_echo(mailbox, obj.id, obj.changekey):
+                if not isinstance(obj, CalendarItem):
+                    continue  # not an appointment (calendars hold nothing else in practice)
+                if self._is_echo(mailbox, obj.id, obj.changekey) and not full:
                     continue
                 if kind == SyncFolderItems.CREATE and not self._in_window(mailbox, obj):
                     continue
@@ -186,13 +199,23 @@ class EwsExchangeSide:
             o.id for m in masters.values() for o in (m.modified_occurrences or ()) if o.id
         ]
         occurrences: dict[str, Any] = {}
+        unreadable: dict[str, Exception] = {}
         if occurrence_ids:
             fetched = self._get_items(client, mailbox, occurrence_ids)
             for occurrence_id, occurrence in zip(occurrence_ids, fetched, strict=True):
-                if not isinstance(occurrence, Exception):
+                if isinstance(occurrence, Exception):
+                    unreadable[occurrence_id] = occurrence
+                else:
                     occurrences[occurrence_id] = occurrence
         items: dict[str, ExchangeItem] = {}
         for item_id, master in masters.items():
+            failed = [
+                unreadable[o.id] for o in master.modified_occurrences or () if o.id in unreadable
+            ]
+            if failed:  # a series without one of its exceptions would be wrong: skip it whole
+                error = classify(failed[0], mailbox=mailbox.address, tenant=mailbox.tenant)
+                bad.append(BadItem(item_id, error.error_code, f"modified occurrence: {error}"))
+                continue
             own = [
                 occurrences[o.id] for o in master.modified_occurrences or () if o.id in occurrences
             ]
@@ -251,19 +274,28 @@ class EwsExchangeSide:
                 **{CALSYNC_ID_FIELD: calsync_id},
             )  # fmt: skip
             item.save(send_meeting_invitations=SEND_TO_NONE)
-            ref = ItemRef(item.id, item.changekey)
-            if has_exceptions(data):
-                ref = write_exceptions(account, calendar_folder(account), ref, data)
-            return ref
+            return ItemRef(item.id, item.changekey)
 
-        ref = client.call(mailbox.address, create)
+        ref = client.call(mailbox.address, create)  # retried only when nothing was created
         self._remember(mailbox, ref)
-        return ref
+        return self._exceptions(client, mailbox, ref, data)
+
+    def _exceptions(
+        self, client: EwsClient, mailbox: Mailbox, ref: ItemRef, data: EventData
+    ) -> ItemRef:
+        """Write the series' exceptions in calls of their own (each retried on its own)."""
+        if not has_exceptions(data):
+            return ref
+        new = client.call(
+            mailbox.address, lambda a: write_exceptions(a, calendar_folder(a), ref, data)
+        )
+        self._remember(mailbox, new)
+        return new
 
     def update(self, mailbox: Mailbox, ref: ItemRef, data: EventData) -> ItemRef:
         client = self.client(mailbox)
         fields = self._fields(data, None)
-        names = [*UPDATE_FIELDS, "recurrence"] if data.recurrence else list(UPDATE_FIELDS)
+        names = [*UPDATE_FIELDS, "recurrence"]  # None clears it: a series became a single event
 
         def update(account: Any) -> ItemRef:
             item = CalendarItem(
@@ -278,14 +310,11 @@ class EwsExchangeSide:
                 conflict_resolution=NEVER_OVERWRITE,
                 send_meeting_invitations=SEND_TO_NONE,
             )
-            new = ItemRef(item.id, item.changekey)
-            if has_exceptions(data):
-                new = write_exceptions(account, calendar_folder(account), new, data)
-            return new
+            return ItemRef(item.id, item.changekey)
 
         new = client.call(mailbox.address, update)
         self._remember(mailbox, new)
-        return new
+        return self._exceptions(client, mailbox, new, data)
 
     def delete(self, mailbox: Mailbox, ref: ItemRef) -> None:
         client = self.client(mailbox)
@@ -336,3 +365,9 @@ class EwsExchangeSide:
                 del self._own_writes[key]
                 return True
             return False
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(side: EwsExchangeSide) -> ExchangeSide:
+        return side  # mypy checks EwsExchangeSide against ports.ExchangeSide here

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from typing import Protocol as Interface
 
 from exchangelib import (
     BASIC,
@@ -36,25 +37,56 @@ from exchangelib.errors import ErrorServerBusy, UnauthorizedError
 from exchangelib.protocol import FailFast, Protocol
 from exchangelib.version import EXCHANGE_2016, EXCHANGE_O365, Version
 
-from calsync.auth import TokenProvider, resource_scope
 from calsync.errors import AuthError, ThrottledError
 from calsync.ews.errors import HttpStatusError, classify
 from calsync.ews.transport import TenantTransport, cookieless_jar
 
 DEFAULT_EWS_URL = "https://outlook.office365.com/EWS/Exchange.asmx"
+HINT_SERVICE_ACCOUNT = (
+    "the Exchange server refused the service account: check username and password (and that the "
+    "account is not locked out)"
+)
 USER_AGENT = "calsync/0.1 (exchangelib)"
 T = TypeVar("T")
+
+
+class AccessTokenLike(Interface):
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def renew_at(self) -> float: ...  # time.monotonic() seconds
+
+
+class TokenSource(Interface):
+    """What the adapter needs of ``calsync.auth.TokenProvider`` (ews may not import msal)."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    def scope_for(self, api: str, url: str | None = None) -> str: ...
+
+    def token(self, scope: str) -> AccessTokenLike: ...
+
+    def invalidate(self, scope: str, token: str) -> None: ...
 
 
 class MsalCredentials(OAuth2Credentials):  # type: ignore[misc]
     """OAuth2 client credentials whose token is always the provider's current one."""
 
-    def __init__(self, provider: TokenProvider, scope: str):
+    def __init__(self, provider: TokenSource, scope: str):
         self._provider = provider
         self._scope = scope
         self.last_token: str | None = None
-        creds = provider.credentials
-        super().__init__(client_id=creds.client_id, client_secret=None, tenant_id=creds.tenant_id)
+        super().__init__(
+            client_id=provider.client_id, client_secret=None, tenant_id=provider.tenant_id
+        )
 
     @property
     def access_token(self) -> dict[str, Any]:
@@ -161,7 +193,7 @@ class EwsClient:
     def __init__(
         self,
         settings: EwsSettings,
-        provider: TokenProvider | None = None,
+        provider: TokenSource | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -198,10 +230,7 @@ class EwsClient:
         if settings.auth == "oauth":
             if self.provider is None:
                 raise ValueError(f"tenant {settings.tenant}: OAuth needs a TokenProvider")
-            creds = self.provider.credentials
-            return MsalCredentials(
-                self.provider, resource_scope("ews", creds.authority, settings.ews_url)
-            )
+            return MsalCredentials(self.provider, self.provider.scope_for("ews", settings.ews_url))
         if settings.auth not in {"ntlm", "basic"} or not settings.username:
             raise ValueError(f"tenant {settings.tenant}: auth {settings.auth!r} needs a username")
         password = settings.password() if callable(settings.password) else settings.password
@@ -211,7 +240,12 @@ class EwsClient:
         version = self.settings.server_version or (
             "o365" if self.settings.auth == "oauth" else "2016"
         )
-        return {"o365": EXCHANGE_O365, "2016": EXCHANGE_2016, "2019": EXCHANGE_2016}[version]
+        builds = {"o365": EXCHANGE_O365, "2016": EXCHANGE_2016, "2019": EXCHANGE_2016}
+        if version not in builds:
+            raise ValueError(
+                f"tenant {self.tenant}: server_version must be one of {sorted(builds)}"
+            )
+        return builds[version]
 
     def account(self, address: str) -> Account:
         """The exchangelib Account of a mailbox (cached; building one sends no request)."""
@@ -270,6 +304,8 @@ class EwsClient:
                     refused_token = True
                     self.credentials.invalidate()
                     continue
+                if isinstance(error, AuthError) and settings.auth != "oauth":
+                    error.hint = HINT_SERVICE_ACCOUNT
                 raise error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -291,6 +327,10 @@ class EwsClient:
 
     def request_count(self, mailbox: str) -> int:
         return self.transport.requests_for(mailbox)
+
+    def affinity_cookie(self, mailbox: str) -> str | None:
+        """The affinity cookie Exchange set for ``mailbox`` (for subscription groups)."""
+        return self.transport.affinity_cookie(mailbox)
 
     def close(self) -> None:
         """Close the sessions and drop the protocol from exchangelib's global cache."""

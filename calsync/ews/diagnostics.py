@@ -15,10 +15,9 @@ from typing import Any
 import structlog
 from exchangelib.services import GetFolder
 
-from calsync.auth import TokenProvider, resource_scope
 from calsync.errors import AuthError, CalsyncError, MailboxError, ThrottledError
 from calsync.ews.calendar import calendar_folder
-from calsync.ews.client import EwsClient
+from calsync.ews.client import EwsClient, TokenSource
 from calsync.ews.errors import classify, event_name
 
 log = structlog.get_logger("calsync.ews")
@@ -84,12 +83,12 @@ def status_of(error: CalsyncError) -> str:
 
 
 def check_tenant(
-    provider: TokenProvider | None, name: str, ews_url: str | None = None
+    provider: TokenSource | None, name: str, ews_url: str | None = None
 ) -> TenantCheck:
     """Acquire a token for the tenant's EWS resource (tenants with NTLM/Basic have none: ok)."""
     if provider is None:
         return TenantCheck(name, OK)
-    scope = resource_scope("ews", provider.credentials.authority, ews_url)
+    scope = provider.scope_for("ews", ews_url)
     try:
         provider.token(scope)
     except AuthError as error:
@@ -112,10 +111,12 @@ def check_mailbox(client: EwsClient, address: str) -> MailboxCheck:
         client.call(address, open_calendar, retry_throttled=False)
     except CalsyncError as error:
         status = status_of(error)
-        log.warning(
-            event_name(error), mailbox=address, tenant=client.tenant,
-            error_code=error.error_code, hint=error.hint,
-        )  # fmt: skip
+        if isinstance(error, ThrottledError):
+            log.warning("ews_throttled", mailbox=address, tenant=client.tenant,
+                        error_code=error.error_code, back_off_s=error.retry_after)  # fmt: skip
+        else:
+            log.error(event_name(error), mailbox=address, tenant=client.tenant, status=status,
+                      error_code=error.error_code, hint=error.hint)  # fmt: skip
         return MailboxCheck(address, client.tenant, status, error.error_code, error.hint,
                             error.message)  # fmt: skip
     except Exception as exc:  # a bug or an unforeseen answer: reported, never fatal to the run
@@ -131,7 +132,7 @@ class TenantTarget:
 
     name: str
     client: EwsClient
-    provider: TokenProvider | None
+    provider: TokenSource | None
     mailboxes: Sequence[str] = field(default_factory=tuple)
 
 

@@ -218,8 +218,8 @@ def _http(status: int, body: str, who: str, tenant: str, retry_after: float | No
 def event_name(error: CalsyncError) -> str:
     """The log event (DESIGN.md "Logs") for an error of one mailbox or tenant."""
     names: tuple[tuple[type[CalsyncError], str], ...] = (
-        (EwsBlocked, "ews_blocked"),
-        (Unlicensed, "mailbox_unlicensed"),
+        (EwsBlocked, "mailbox_access_denied"),  # the check status tells EWS blocked / unlicensed
+        (Unlicensed, "mailbox_access_denied"),
         (AccessDenied, "mailbox_access_denied"),
         (MailboxNotFound, "mailbox_not_found"),
         (ThrottledError, "ews_throttled"),

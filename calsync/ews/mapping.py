@@ -29,7 +29,7 @@ from calsync import timezones
 from calsync.ews.recurrence import recurrence_to_rrule, rrule_to_recurrence
 from calsync.model import Attendee, AttendeeType, EventData, ModifiedOccurrence, Sensitivity, ShowAs
 
-CALSYNC_ID_FIELD = "calsync_id"
+CALSYNC_ID_FIELD = "calsync_extended_id"  # exchangelib attribute name (not on the wire)
 
 
 class CalsyncIdProperty(ExtendedProperty):  # type: ignore[misc]

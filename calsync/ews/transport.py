@@ -26,6 +26,7 @@ import structlog
 log = structlog.get_logger("calsync.ews")
 
 _OPERATION = re.compile(rb"<(?:\w+:)?Body\b[^>]*>\s*<(?:\w+:)?(\w+)[\s>/]")
+_AFFINITY = re.compile(r"X-BackEndOverrideCookie=([^;,\s]+)")
 _ENVELOPE = re.compile(r"<(\w+:)?Envelope\b")
 _BODY_NAMES = r"(?P<p>\w+:)?(?P<n>Body|UniqueBody|TextBody|MimeContent)\b[^>]*(?<!/)>"
 
@@ -83,6 +84,21 @@ def cookieless_jar() -> requests.cookies.RequestsCookieJar:
     return requests.cookies.RequestsCookieJar(policy=RejectAllCookies())
 
 
+class PinnedSession(requests.Session):
+    """A session that passes the configured CA (and a timeout) on every request."""
+
+    def __init__(self, ca_file: str | None, timeout: float = 30.0):
+        super().__init__()
+        self.ca_file = ca_file
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.ca_file:
+            kwargs["verify"] = self.ca_file
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
 class TenantTransport:
     """Per-tenant HTTP state shared by all sessions of the tenant's exchangelib protocol."""
 
@@ -94,6 +110,19 @@ class TenantTransport:
         self._requests: Counter[str] = Counter()
         self._operations: Counter[tuple[str, str]] = Counter()
         self.observers: list[Callable[[requests.PreparedRequest], None]] = []
+        self._affinity: dict[str, str] = {}
+
+    def affinity_cookie(self, mailbox: str) -> str | None:
+        """The ``X-BackEndOverrideCookie`` Exchange last set for requests anchored on ``mailbox``
+        (sessions keep no cookie jar; subscription groups send it as a header)."""
+        with self._lock:
+            return self._affinity.get(mailbox.lower())
+
+    def note_cookies(self, mailbox: str, response: requests.Response) -> None:
+        found = _AFFINITY.search(response.headers.get("Set-Cookie", ""))
+        if found and mailbox:
+            with self._lock:
+                self._affinity[mailbox] = found.group(1)
 
     def count(self, mailbox: str, operation: str) -> None:
         with self._lock:
@@ -133,6 +162,7 @@ class TenantAdapter(requests.adapters.HTTPAdapter):
         if transport.protocol_debug:
             bound.debug("ews_request", soap=redact_soap(body_text(request.body)))
         response = super().send(request, stream=stream, **kwargs)
+        transport.note_cookies(mailbox, response)
         if transport.protocol_debug:
             soap = "[streaming]" if stream else redact_soap(response.text)
             bound.debug("ews_response", status=response.status_code, soap=soap)

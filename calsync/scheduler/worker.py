@@ -79,14 +79,22 @@ def run_mailbox(
             report = run_sync(mailbox)
         except CalsyncError as exc:
             outcome = RunOutcome(
-                mailbox.address, mailbox.tenant, ok=False, error=exc,
-                duration_s=time.monotonic() - started, run_id=run_id,
+                mailbox.address,
+                mailbox.tenant,
+                ok=False,
+                error=exc,
+                duration_s=time.monotonic() - started,
+                run_id=run_id,
             )
             _log_failure(mailbox, outcome, requests() - before, retry_in_s(outcome))
             return outcome
         outcome = RunOutcome(
-            mailbox.address, mailbox.tenant, ok=True, report=report,
-            duration_s=time.monotonic() - started, run_id=run_id,
+            mailbox.address,
+            mailbox.tenant,
+            ok=True,
+            report=report,
+            duration_s=time.monotonic() - started,
+            run_id=run_id,
         )
         log.info(
             "sync_finished",

@@ -53,7 +53,7 @@ class AdminApi:
     async def list_mailboxes(self, request: web.Request) -> web.Response:
         return web.json_response(
             [
-                {"address": m.address, "tenant": m.tenant, "events": len(m.items)}
+                {"address": m.address, "tenant": m.tenant, "events": m.event_count()}
                 for m in self.core.mailboxes.values()
             ]
         )

@@ -27,6 +27,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token-lifetime", type=int, default=3600, help="seconds")
     p.add_argument("--max-subscriptions-per-connection", type=int, default=200)
     p.add_argument("--heartbeat", type=float, default=30.0, help="streaming heartbeat seconds")
+    p.add_argument(
+        "--minute", type=float, default=60.0,
+        help="seconds per EWS minute (ConnectionTimeout, subscription expiry); demos shorten it",
+    )  # fmt: skip
     p.add_argument("--onprem", action="store_true", help="tenants also accept HTTP Basic")
     return p
 
@@ -41,6 +45,7 @@ def options_from(args: argparse.Namespace) -> SimOptions:
         onprem=args.onprem,
         max_subscriptions_per_connection=args.max_subscriptions_per_connection,
         heartbeat_s=args.heartbeat,
+        minute_s=args.minute,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ class SimOptions:
     onprem: bool = False
     max_subscriptions_per_connection: int = 200
     heartbeat_s: float = 30.0
+    minute_s: float = (
+        60.0  # the length of an EWS "minute" (ConnectionTimeout, expiry); tests shorten it
+    )
 
 
 class SimCore:
@@ -33,6 +37,7 @@ class SimCore:
         self.token_lifetime = options.token_lifetime
         self.max_subscriptions_per_connection = options.max_subscriptions_per_connection
         self.heartbeat_s = options.heartbeat_s
+        self.minute_s = options.minute_s
         self.base_url = ""
         rng = random.Random(options.seed)
         tenants = [
@@ -49,8 +54,18 @@ class SimCore:
         for tenant in tenants:
             for address in tenant.mailboxes:
                 number = address.split("@")[0].removeprefix("user")
-                mbx = Mailbox(address, tenant.name, f"User {number} ({tenant.name})")
-                generate_mailbox(mbx, options.events_per_mailbox, options.seed, tenant.domain)
+                fill = functools.partial(
+                    generate_mailbox,
+                    count=options.events_per_mailbox,
+                    seed=options.seed,
+                    domain=tenant.domain,
+                )
+                mbx = Mailbox(
+                    address,
+                    tenant.name,
+                    f"User {number} ({tenant.name})",
+                    filler=(fill, options.events_per_mailbox),
+                )
                 self.mailboxes[address.lower()] = mbx
         self.faults = Faults()
         self.stats = Stats()

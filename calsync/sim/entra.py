@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hmac
 import time
@@ -316,8 +317,6 @@ class Entra:
 
 
 def _basic_user(header: str) -> str:
-    import base64
-
     try:
         raw = base64.b64decode(header.split(" ", 1)[1]).decode()
     except (ValueError, UnicodeDecodeError):

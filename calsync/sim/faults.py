@@ -30,7 +30,8 @@ class FaultError(ValueError):
 
 @dataclass
 class Faults:
-    """The active faults. `invalidate_sync_state` and `drop_streams` act once (see server)."""
+    """The active faults. `invalidate_sync_state` and `drop_streams` act once and are never
+    stored here (the admin API applies them at once)."""
 
     active: dict[str, Any] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
@@ -56,11 +57,7 @@ class Faults:
         self.active.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        return {k: v for k, v in self.active.items() if k not in ("invalidate_sync_state",)} | (
-            {"invalidate_sync_state": self.active["invalidate_sync_state"]}
-            if "invalidate_sync_state" in self.active
-            else {}
-        )
+        return dict(self.active)
 
     def in_scope(self, tenant: str | None, mailbox: str | None) -> bool:
         scope = self.active.get("scope")
@@ -88,7 +85,3 @@ class Faults:
 
     def listed(self, key: str, value: str) -> bool:
         return value.lower() in (str(v).lower() for v in self.active.get(key) or [])
-
-    def take_once(self, key: str) -> Any:
-        """Consume a once-only fault."""
-        return self.active.pop(key, None)

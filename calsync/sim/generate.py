@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from functools import lru_cache
 
 from calsync.sim.ews.render import occurrence_id
 from calsync.sim.mailstore import CALSYNC_PROPSET, Attendee, Item, Mailbox, new_item_id
@@ -40,13 +41,18 @@ def _person(rng: random.Random, domain: str) -> tuple[str, str]:
     return f"{local}@{domain}", f"{first} {last}"
 
 
-def _body(rng: random.Random, long: bool) -> str:
+@lru_cache(maxsize=1024)
+def _body_text(paragraphs: int) -> str:
     para = (
         "<p>Agenda: status, risks &amp; next steps. Notes will be shared afterwards. "
         "Bitte pünktlich sein — merci!</p>"
     )
-    count = rng.randint(200, 600) if long else rng.randint(0, 2)
-    return "<html><body>" + para * count + "</body></html>"
+    return "<html><body>" + para * paragraphs + "</body></html>"
+
+
+def _body(rng: random.Random, long: bool) -> str:
+    # bodies of equal length are one shared string: thousands of mailboxes stay small
+    return _body_text(rng.randint(200, 600) if long else rng.randint(0, 2))
 
 
 def generate_mailbox(mbx: Mailbox, count: int, seed: int, domain: str) -> None:

@@ -111,12 +111,19 @@ class SyncStateError(ValueError):
 class Mailbox:
     """One mailbox's calendar folder."""
 
-    def __init__(self, address: str, tenant: str, display_name: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        tenant: str,
+        display_name: str,
+        filler: tuple[Callable[[Mailbox], None], int] | None = None,
+    ) -> None:
         self.address = address
         self.tenant = tenant
         self.display_name = display_name
-        self.items: dict[str, Item] = {}  # singles and masters
-        self.exceptions: dict[str, Item] = {}
+        self._items: dict[str, Item] = {}  # singles and masters
+        self._exceptions: dict[str, Item] = {}
+        self._filler = filler  # (generate, count): the calendar is generated on first use
         self.created_seq: dict[str, int] = {}
         self.last_ck: dict[str, str] = {}
         self._log_seqs: list[int] = []
@@ -128,6 +135,31 @@ class Mailbox:
         self.root_id = "AQMk" + base64.b64encode(b"root" + digest).decode()
         self.calendar_id = "AQMk" + base64.b64encode(b"cal\x00" + digest).decode()
         self.folder_ck = "AgAAABYAAAA" + base64.b64encode(digest[:9]).decode()
+
+    # lazily generated content --------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Generate the seeded calendar now if it was not yet (deterministic per mailbox)."""
+        if self._filler is not None:
+            generate, _ = self._filler
+            self._filler = None
+            generate(self)
+
+    @property
+    def items(self) -> dict[str, Item]:
+        self.ensure()
+        return self._items
+
+    @property
+    def exceptions(self) -> dict[str, Item]:
+        self.ensure()
+        return self._exceptions
+
+    def event_count(self) -> int:
+        """What SyncFolderItems would return: single items and series masters."""
+        if self._filler is not None:
+            return self._filler[1]
+        return len(self._items)
 
     # lookups -------------------------------------------------------------------------------
 

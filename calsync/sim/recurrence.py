@@ -112,7 +112,15 @@ class Recurrence:
         last = calendar.monthrange(year, month)[1]
         if self.kind in ("AbsoluteMonthlyRecurrence", "AbsoluteYearlyRecurrence"):
             return [dt.date(year, month, min(self.day_of_month, last))]
-        wanted = _weekday_set(self.days_of_week[0] if self.days_of_week else "Day")
+        name = self.days_of_week[0] if self.days_of_week else "Day"
+        if name in WEEKDAYS:  # the common case, computed directly
+            weekday = WEEKDAYS.index(name)
+            if self.day_of_week_index == "Last":
+                back = (dt.date(year, month, last).weekday() - weekday) % 7
+                return [dt.date(year, month, last - back)]
+            first = 1 + (weekday - dt.date(year, month, 1).weekday()) % 7
+            return [dt.date(year, month, first + 7 * INDEXES.index(self.day_of_week_index))]
+        wanted = _weekday_set(name)
         days = [
             dt.date(year, month, d)
             for d in range(1, last + 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import ssl
@@ -90,15 +89,3 @@ class SimServer:
             await asyncio.sleep(0)
             await self._runner.cleanup()
             self._runner = None
-
-
-async def serve_until(server: SimServer, stop: asyncio.Event) -> None:
-    await server.start()
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-
-
-def dumps(info: dict[str, Any]) -> str:
-    return json.dumps(info, indent=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -13,6 +14,7 @@ class Stats:
         self.tokens_issued = 0
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
+        self._cpu_base = 0.0  # thread CPU time counts from the loop thread's start
 
     def count(self, op: str, mailbox: str | None) -> None:
         self.requests[op] += 1
@@ -25,6 +27,7 @@ class Stats:
         self.tokens_issued = 0
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
+        self._cpu_base = time.thread_time()
 
     def to_json(self, open_connections: int, subscriptions: int) -> dict[str, Any]:
         return {
@@ -37,4 +40,7 @@ class Stats:
             },
             "tokens_issued": self.tokens_issued,
             "invitations_sent": self.invitations_sent,
+            # CPU seconds of the simulator's event-loop thread since start or reset (read on the
+            # loop thread): how busy the simulator was, to compare with a client's cost
+            "cpu_s": round(time.thread_time() - self._cpu_base, 3),
         }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from calsync.sim.mailstore import Mailbox
 
 EVENT_TAGS = {"created": "CreatedEvent", "modified": "ModifiedEvent", "deleted": "DeletedEvent"}
-SUBSCRIPTION_IDLE_EXPIRY_S = 30 * 60
+SUBSCRIPTION_IDLE_MINUTES = 30
 MAX_SUBSCRIPTIONS_PER_MAILBOX = 20
 EVENTS_PER_NOTIFICATION = 50
 
@@ -36,7 +36,7 @@ class Subscription:
     tenant: str
     kind: str  # streaming | pull
     event_types: set[str]
-    timeout_s: float = SUBSCRIPTION_IDLE_EXPIRY_S
+    timeout_s: float = SUBSCRIPTION_IDLE_MINUTES * 60.0
     queue: deque[tuple[str, str, str, int, dt.datetime]] = field(default_factory=deque)
     last_seen: float = field(default_factory=time.monotonic)
     connection: Connection | None = None
@@ -126,14 +126,15 @@ class Hub:
                         "You have exceeded the available subscriptions for your account.",
                     )
                 types = {text(e) for e in request.iter(T + "EventType")}
-                timeout = float(text(request.find(T + "Timeout"), "30")) * 60
+                minute = self.core.minute_s
+                minutes = float(text(request.find(T + "Timeout"), "30"))
                 sub = Subscription(
                     sub_id=_new_sub_id(ctx.mailbox.address),
                     mailbox=ctx.mailbox,
                     tenant=ctx.tenant.name,
                     kind=kind,
                     event_types=types or set(EVENT_TAGS.values()),
-                    timeout_s=timeout if kind == "pull" else SUBSCRIPTION_IDLE_EXPIRY_S,
+                    timeout_s=(minutes if kind == "pull" else SUBSCRIPTION_IDLE_MINUTES) * minute,
                     watermark=ctx.mailbox.seq,
                 )
             except EwsError as err:
@@ -223,7 +224,7 @@ class Hub:
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
-            await self._pump(conn, resp, timeout * 60)
+            await self._pump(conn, resp, timeout * self.core.minute_s)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             conn.dropped = True
         finally:

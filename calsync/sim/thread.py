@@ -75,6 +75,7 @@ def start_in_thread(
     onprem: bool = False,
     max_subscriptions_per_connection: int = 200,
     heartbeat_s: float = 30.0,
+    minute_s: float = 60.0,
     host: str = "127.0.0.1",
     port: int = 0,
 ) -> SimHandle:
@@ -88,6 +89,7 @@ def start_in_thread(
         onprem=onprem,
         max_subscriptions_per_connection=max_subscriptions_per_connection,
         heartbeat_s=heartbeat_s,
+        minute_s=minute_s,
     )
     server = SimServer(Path(state_dir), options, host=host, port=port)
     ready = threading.Event()

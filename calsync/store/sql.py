@@ -37,9 +37,11 @@ from calsync.store.schema import (
     events,
     links,
     local_cursors,
+    revision_counter,
     sync_state,
     writer_marker,
 )
+from calsync.store.sql_coord import SqlCoordination, SqlLock
 from calsync.store.sql_ops import SqlOps
 from calsync.store.sql_rows import (
     chunks,
@@ -68,7 +70,7 @@ def _link(row: sa.RowMapping) -> Link:
     )  # fmt: skip
 
 
-class SqlStore(SqlOps):
+class SqlStore(SqlOps, SqlCoordination):
     def __init__(self, url: str, *, clock: Clock | None = None, upgrade: bool = False) -> None:
         self._url = url
         self._clock: Clock = clock or _SystemClock()
@@ -80,8 +82,7 @@ class SqlStore(SqlOps):
                 upgrade_engine(self._engine)
         self._probe: sa.Connection | None = None
         self._probe_state: tuple[int, int] | None = None
-        self._held: dict[str, Any] = {}
-        self._notified: list[str] = []
+        self._held: dict[str, SqlLock] = {}
 
     @property
     def engine(self) -> sa.Engine:
@@ -134,11 +135,21 @@ class SqlStore(SqlOps):
         bad: dict[str, str] = {}
         with self._read() as conn:
             cursor = self._cursor(conn, mailbox)
+            # Revisions are handed out under the counter row's lock, held until commit: every
+            # revision <= the committed counter belongs to a finished transaction, so bounding
+            # both queries by it gives one consistent cut even under READ COMMITTED.
+            top = int(conn.execute(sa.select(revision_counter.c.value)).scalar_one())
             rows = sa.select(
                 events.c.local_revision, sa.func.coalesce(events.c.series_id, events.c.id)
-            ).where(events.c.mailbox == mailbox, events.c.local_revision > cursor)
+            ).where(
+                events.c.mailbox == mailbox,
+                events.c.local_revision > cursor,
+                events.c.local_revision <= top,
+            )
             tombs = sa.select(event_tombstones.c.revision, event_tombstones.c.event_id).where(
-                event_tombstones.c.mailbox == mailbox, event_tombstones.c.revision > cursor
+                event_tombstones.c.mailbox == mailbox,
+                event_tombstones.c.revision > cursor,
+                event_tombstones.c.revision <= top,
             )
             if limit is not None:
                 rows = rows.order_by(events.c.local_revision).limit(limit)

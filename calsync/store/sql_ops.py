@@ -4,38 +4,29 @@
   items_in=0, items_out=0, lag_s=None)``, ``record_run_failure(address, at, error_code, message,
   *, paused=False)``, ``set_next_due(address, when)``, ``mailbox_status(address)``,
   ``mailbox_statuses()``, ``purge_mailbox(address)``;
-- locks: ``acquire_lock(resource, *, ttl_s=3600) -> lock`` (``release()``, ``refresh()``,
-  usable with ``with``), ``mailbox_lock(address)``, ``store_lock()``; ``errors.LockHeld`` when
-  another process holds it. PostgreSQL: session advisory locks on a dedicated connection.
-  SQLite: rows of ``locks`` with owner pid, host and expiry (a dead owner on this host, or an
-  expired row, no longer counts);
 - heartbeat: ``write_heartbeat(at=None)`` (also refreshes the locks this store holds),
   ``read_heartbeat()``; settings cache: ``get_setting(key)``, ``set_setting(key, value)``;
 - instances: ``rebuild_instances(mailbox, calsync_ids=None) -> int`` (every run rebuilds the
   events it touched; the daemon calls it daily for the whole mailbox as the window moves),
   ``instances(mailbox, start, end)``;
-- change probe: ``has_local_writes()`` (SQLite ``PRAGMA data_version`` + one row read;
-  PostgreSQL ``LISTEN calsync_local_writes``), ``mailboxes_with_local_changes()``.
+- locks and the local-write probe: see ``calsync.store.sql_coord``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from calsync.errors import LockHeld
 from calsync.model import Mailbox, ShowAs
 from calsync.ports import Clock
 from calsync.store.api import Instance, MailboxStatus, Window, instances_of
-from calsync.store.engine import store_errors
 from calsync.store.schema import (
     daemon_heartbeat,
     event_tombstones,
@@ -43,15 +34,13 @@ from calsync.store.schema import (
     instances,
     links,
     local_cursors,
-    locks,
     mailboxes,
-    revision_counter,
     settings,
     sync_state,
 )
+from calsync.store.sql_coord import SqlLock
 from calsync.store.sql_rows import (
     chunks,
-    is_pg,
     load_rows,
     local_event,
     occurrence_ids,
@@ -59,49 +48,12 @@ from calsync.store.sql_rows import (
     time_value,
     upsert,
 )
-from calsync.store.triggers import PG_NOTIFY_CHANNEL
-
-
-class SqlLock:
-    """A held lock; ``release()`` (or leaving the ``with`` block) frees it."""
-
-    def __init__(self, store: SqlOps, resource: str, token: str, conn: sa.Connection | None):
-        self.resource = resource
-        self._store = store
-        self._token = token
-        self._conn = conn  # PostgreSQL: the session holding the advisory lock
-
-    def release(self) -> None:
-        self._store._release(self)
-
-    def refresh(self, ttl_s: float = 3600.0) -> None:
-        if self._conn is None:
-            self._store._refresh_row(self.resource, self._token, ttl_s)
-
-    def __enter__(self) -> SqlLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SqlOps(ABC):
     _engine: sa.Engine
     _clock: Clock
-    _probe: sa.Connection | None
-    _probe_state: tuple[int, int] | None
-    _held: dict[str, Any]
-    _notified: list[str]
+    _held: dict[str, SqlLock]
 
     @abstractmethod
     def _write(self, *, calsync: bool = True) -> AbstractContextManager[sa.Connection]: ...
@@ -247,91 +199,6 @@ class SqlOps(ABC):
             value = conn.execute(sa.select(daemon_heartbeat.c.beat_at)).scalar()
             return time_or_none(value)
 
-    # --- locks ----------------------------------------------------------------------------------
-
-    def mailbox_lock(self, address: str) -> SqlLock:
-        return self.acquire_lock(f"mailbox:{address}")
-
-    def store_lock(self) -> SqlLock:
-        return self.acquire_lock("store")
-
-    def acquire_lock(self, resource: str, *, ttl_s: float = 3600.0) -> SqlLock:
-        token = str(uuid.uuid4())
-        if self._engine.dialect.name == "postgresql":
-            return self._advisory_lock(resource, token)
-        now = self._clock.now()
-        host = socket.gethostname()
-        with self._write(calsync=False) as conn:
-            row = conn.execute(sa.select(locks).where(locks.c.resource == resource)).mappings()
-            held = row.first()
-            if held is not None:
-                expired = (time_or_none(held["expires_at"]) or now) <= now
-                dead = held["host"] == host and not _pid_alive(held["pid"])
-                if not expired and not dead:
-                    raise LockHeld(
-                        f"{resource} is held by calsync pid {held['pid']} on {held['host']}",
-                        resource=resource,
-                    )
-            values = {
-                "resource": resource,
-                "owner": token,
-                "pid": os.getpid(),
-                "host": host,
-                "acquired_at": time_value(conn, now),
-                "expires_at": time_value(conn, now + timedelta(seconds=ttl_s)),
-            }
-            upsert(conn, locks, values, ("resource",))
-        lock = SqlLock(self, resource, token, None)
-        self._held[token] = lock
-        return lock
-
-    def _advisory_lock(self, resource: str, token: str) -> SqlLock:
-        key = sa.text(
-            "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':' || :r, 0))"
-        )
-        with store_errors(self._engine.url):
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                got = bool(conn.execute(key, {"r": resource}).scalar())
-            except BaseException:
-                conn.close()
-                raise
-        if not got:
-            conn.close()
-            raise LockHeld(f"{resource} is held by another calsync process", resource=resource)
-        lock = SqlLock(self, resource, token, conn)
-        self._held[token] = lock
-        return lock
-
-    def _release(self, lock: SqlLock) -> None:
-        if self._held.pop(lock._token, None) is None:
-            return
-        if lock._conn is not None:
-            with store_errors(self._engine.url):
-                unlock = (
-                    "SELECT pg_advisory_unlock(hashtextextended(current_schema() || ':' || :r, 0))"
-                )
-                try:
-                    lock._conn.execute(sa.text(unlock), {"r": lock.resource})
-                finally:
-                    lock._conn.close()
-            return
-        with self._write(calsync=False) as conn:
-            conn.execute(
-                sa.delete(locks).where(
-                    locks.c.resource == lock.resource, locks.c.owner == lock._token
-                )
-            )
-
-    def _refresh_row(self, resource: str, token: str, ttl_s: float) -> None:
-        with self._write(calsync=False) as conn:
-            expires = time_value(conn, self._clock.now() + timedelta(seconds=ttl_s))
-            conn.execute(
-                sa.update(locks)
-                .where(locks.c.resource == resource, locks.c.owner == token)
-                .values(expires_at=expires)
-            )
-
     # --- instances ------------------------------------------------------------------------------
 
     def _window(self, conn: sa.Connection, mailbox: str) -> Window:
@@ -415,64 +282,4 @@ class SqlOps(ABC):
                         bool(r["is_all_day"]),
                     )
                 )
-            return out
-
-    # --- change probe ---------------------------------------------------------------------------
-
-    def has_local_writes(self) -> bool:
-        """True when an application may have written since the last call (True on the first)."""
-        with store_errors(self._engine.url):
-            if self._probe is None:
-                conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                self._probe = conn
-                if is_pg(conn):
-                    raw = conn.connection.driver_connection
-                    raw.add_notify_handler(lambda n: self._notified.append(n.payload))  # type: ignore[union-attr]
-                    conn.execute(sa.text(f"LISTEN {PG_NOTIFY_CHANNEL}"))
-                    return True
-            conn = self._probe
-            if is_pg(conn):
-                conn.execute(sa.text("SELECT 1"))  # a round trip delivers pending notifications
-                seen = bool(self._notified)
-                self._notified.clear()
-                return seen
-            version = int(conn.exec_driver_sql("PRAGMA data_version").scalar_one())
-            if self._probe_state is not None and self._probe_state[0] == version:
-                return False
-            local = int(conn.execute(sa.select(revision_counter.c.local_value)).scalar_one())
-            first = self._probe_state is None
-            changed = first or (self._probe_state is not None and self._probe_state[1] != local)
-            self._probe_state = (version, local)
-            return changed
-
-    def _close_probe(self) -> None:
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
-            self._probe_state = None
-
-    def mailboxes_with_local_changes(self) -> list[str]:
-        """Registered (or already acknowledged) mailboxes with unacknowledged application writes;
-        one index probe per mailbox."""
-        with self._read() as conn:
-            query = sa.select(local_cursors.c.mailbox, local_cursors.c.cursor)
-            cursors = {str(m): int(c) for m, c in conn.execute(query).all()}
-            known = set(cursors) | set(conn.execute(sa.select(mailboxes.c.address)).scalars())
-            out = []
-            for mailbox in sorted(known):
-                cursor = cursors.get(mailbox, 0)
-                row = conn.execute(
-                    sa.select(events.c.id)
-                    .where(events.c.mailbox == mailbox, events.c.local_revision > cursor)
-                    .limit(1)
-                ).first()
-                tomb = conn.execute(
-                    sa.select(event_tombstones.c.revision)
-                    .where(
-                        event_tombstones.c.mailbox == mailbox, event_tombstones.c.revision > cursor
-                    )
-                    .limit(1)
-                ).first()
-                if row is not None or tomb is not None:
-                    out.append(mailbox)
             return out

@@ -44,17 +44,35 @@ def time_or_none(value: Any) -> datetime | None:
         return None
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def upsert(
     conn: sa.Connection, table: sa.Table, values: Mapping[str, Any], keys: Sequence[str]
 ) -> None:
-    """INSERT … ON CONFLICT (keys) DO UPDATE, on either dialect."""
-    insert = postgresql.insert(table) if is_pg(conn) else sqlite.insert(table)
-    stmt = insert.values(**values)
-    updates = {k: stmt.excluded[k] for k in values if k not in keys}
-    if updates:
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
-    else:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)))
+    """INSERT … ON CONFLICT (keys) DO UPDATE, on either dialect (statements are cached)."""
+    cache_key = (conn.dialect.name, table.name, tuple(keys), tuple(sorted(values)))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        insert = postgresql.insert(table) if is_pg(conn) else sqlite.insert(table)
+        updates = {k: insert.excluded[k] for k in cache_key[3] if k not in keys}
+        if updates:
+            stmt = insert.on_conflict_do_update(index_elements=list(keys), set_=updates)
+        else:
+            stmt = insert.on_conflict_do_nothing(index_elements=list(keys))
+        _UPSERTS[cache_key] = stmt
+    conn.execute(stmt, dict(values))
+
+
+_BY_ID = sa.update(events).where(events.c.id == sa.bindparam("row_id"))
+
+
+def update_row(conn: sa.Connection, row_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(_BY_ID, {"row_id": row_id, **values})
+
+
+def insert_row(conn: sa.Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(events.insert(), dict(values))
 
 
 def load_rows(conn: sa.Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -138,9 +156,9 @@ def write_series(
     }
     master = {**to_columns(data, native=native), **meta}
     if calsync_id in existing:
-        conn.execute(sa.update(events).where(events.c.id == calsync_id).values(**master))
+        update_row(conn, calsync_id, master)
     else:
-        conn.execute(sa.insert(events).values(id=calsync_id, **master))
+        insert_row(conn, {"id": calsync_id, **master})
     current: dict[str, str] = {}
     for row_id, row in existing.items():
         start = time_or_none(row["original_start"]) if row["series_id"] else None
@@ -159,6 +177,6 @@ def write_series(
         columns = {**to_columns(occ, native=native, occurrence=True), **meta}
         columns.update(series_id=calsync_id, original_start=time_value(conn, parse_time(key)))
         if key in current:
-            conn.execute(sa.update(events).where(events.c.id == current[key]).values(**columns))
+            update_row(conn, current[key], columns)
         else:
-            conn.execute(sa.insert(events).values(id=new_id(), **columns))
+            insert_row(conn, {"id": new_id(), **columns})

@@ -86,6 +86,10 @@ class _Run:
         stopped = self._exchange_phase()
         if not stopped:
             self._local_phase()
+            if self.tally.exchange["create"] and not self.dry_run:
+                # read our own creates back now: an item created here and deleted in Outlook
+                # before the next run may never be reported by a sync state older than both
+                self._pages(self.store.get_sync_state(self.address))
         t = self.tally
         return SyncReport(
             mailbox=self.address,

@@ -341,7 +341,7 @@ def _winner(policy: ConflictPolicy, row: LocalEvent, item: ExchangeItem) -> Winn
     if policy is ConflictPolicy.LOCAL_WINS:
         return Winner.LOCAL
     if policy is ConflictPolicy.NEWEST_WINS and item.last_modified is not None:
-        return Winner.EXCHANGE
+        return Winner.LOCAL if row.modified_at > item.last_modified else Winner.EXCHANGE
     return Winner.EXCHANGE
 
 

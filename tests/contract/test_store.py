@@ -391,3 +391,10 @@ def test_purge_mailbox(store: Any) -> None:
         {}, None, None)  # fmt: skip
     assert store.instances(MB, NOW, NOW + timedelta(days=30)) == []
     assert store.count_events(OTHER) == 1
+
+
+def test_wait_for_local_writes(store: Any) -> None:
+    store.has_local_writes()
+    assert store.wait_for_local_writes(0.05) is False
+    store.app_upsert(MB, single())
+    assert store.wait_for_local_writes(5) is True

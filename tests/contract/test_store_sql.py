@@ -173,3 +173,40 @@ def test_missing_directory_is_unavailable(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreUnavailable):
         SqlStore(f"sqlite:///{blocker}/calsync.db", upgrade=True)
+
+
+def test_local_changes_use_indexes_not_scans(sql_store: SqlStore) -> None:
+    """The queries behind local_changes are index range scans: O(changes), not O(rows)."""
+    queries = [
+        "SELECT local_revision FROM events WHERE mailbox = 'a' AND local_revision > 5 "
+        "AND local_revision <= 9",
+        "SELECT revision FROM event_tombstones WHERE mailbox = 'a' AND revision > 5 "
+        "AND revision <= 9",
+    ]
+    with app_connection(sql_store) as conn:
+        for query in queries:
+            if sql_store.engine.dialect.name == "sqlite":
+                plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+                assert "USING COVERING INDEX ix_" in plan or "USING INDEX ix_" in plan, plan
+            else:
+                conn.execute("SET enable_seqscan = off")
+                plan = " ".join(r[0] for r in conn.execute(f"EXPLAIN {query}"))
+                assert "Index" in plan and "Seq Scan" not in plan, plan
+
+
+def test_downgrade_then_upgrade(tmp_path: Path) -> None:
+    from alembic import command
+
+    from calsync.store.engine import make_engine
+    from calsync.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'calsync.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        command.downgrade(alembic_config(conn.execution_options(calsync_write=True)), "base")
+        conn.commit()
+    engine.dispose()
+    assert current_revision(url) is None
+    upgrade(url)
+    assert current_revision(url) == "0001"

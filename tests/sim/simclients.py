@@ -32,7 +32,7 @@ class CASession(requests.Session):
         super().__init__()
         self.ca_file = ca_file
 
-    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self.ca_file
         try:
             return super().request(method, url, *args, **kwargs)

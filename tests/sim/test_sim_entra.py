@@ -123,3 +123,46 @@ def test_tokens_are_counted(sim: SimHandle) -> None:
     before = sim.admin.stats()["tokens_issued"]
     msal_app(sim).acquire_token_for_client(scopes=OUTLOOK_SCOPE)
     assert sim.admin.stats()["tokens_issued"] == before + 1
+
+
+def _assertion(
+    contoso: dict[str, Any], aud: str, exp_delta: int, key_pem: bytes | None = None
+) -> str:
+    import time
+    from pathlib import Path
+
+    from cryptography import x509
+
+    from calsync.sim.tls import thumbprints
+
+    pem = Path(contoso["certificate_file"]).read_bytes()
+    cert = x509.load_pem_x509_certificate(pem)
+    now = int(time.time())
+    claims = {"aud": aud, "iss": contoso["client_id"], "sub": contoso["client_id"],
+              "jti": str(now), "nbf": now - 60, "exp": now + exp_delta}  # fmt: skip
+    header = {"x5t": thumbprints(cert)[1]}
+    return jwt.encode(claims, key_pem or pem, algorithm="RS256", headers=header)
+
+
+def test_client_assertions_are_verified(sim: SimHandle, contoso: dict[str, Any]) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    url = f"{sim.url}/{contoso['tenant_id']}/oauth2/v2.0/token"
+    session = CASession(sim.ca_file)
+
+    def post(assertion: str) -> dict[str, Any]:
+        result: dict[str, Any] = session.post(url, data={
+            "grant_type": "client_credentials", "client_id": contoso["client_id"],
+            "scope": OUTLOOK_SCOPE[0], "client_assertion": assertion,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        }).json()  # fmt: skip
+        return result
+
+    assert "access_token" in post(_assertion(contoso, url, 600))
+    assert post(_assertion(contoso, "https://elsewhere/token", 600))["error_codes"] == [50012]
+    assert post(_assertion(contoso, url, -30))["error_codes"] == [700024]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert post(_assertion(contoso, url, 600, other))["error_codes"] == [700027]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from exchangelib import CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.items import SEND_TO_NONE
@@ -151,3 +152,55 @@ def test_all_day_and_calendar_view(sim: SimHandle) -> None:
     view = list(acc.calendar.view(start=EWSDateTime(2026, 12, 24, 12, tzinfo=tz),
                                   end=EWSDateTime(2026, 12, 25, tzinfo=tz)))  # fmt: skip
     assert item.id in {v.id for v in view}
+
+
+def test_every_generated_item_parses_with_all_fields(sim: SimHandle) -> None:
+    address = _mbx(sim, 5)
+    acc = account(sim, address)
+    rows = {e["item_id"]: e for e in sim.admin.events(address)}
+    synced = [obj for kind, obj in acc.calendar.sync_items() if kind == "create"]
+    exceptions = [(o.id, o.changekey) for s in synced for o in (s.modified_occurrences or [])]
+    # fetch() needs (id, changekey) pairs or ItemId objects: a bare string is iterated
+    fetched = list(acc.fetch(ids=[(s.id, s.changekey) for s in synced] + exceptions))
+    assert len(fetched) == len(rows)
+    for item in fetched:
+        row = rows[item.id]
+        assert item.subject == row["subject"]
+        assert item.body == row["body"]
+        assert item.is_all_day is row["is_all_day"]
+        assert item.type == ("Exception" if row["series_item_id"] else
+                             "RecurringMaster" if row["recurrence"] else "Single")  # fmt: skip
+        row_start = dt.datetime.fromisoformat(row["start"])
+        if item.is_all_day:
+            assert item.start == row_start.date()
+        else:
+            assert item.start == row_start
+        # the same zone on both sides (exchangelib maps the Windows id with its own table)
+        instant = row_start.replace(tzinfo=None)
+        assert item._start_timezone.utcoffset(instant) == ZoneInfo(row["timezone"]).utcoffset(
+            instant
+        )
+        assert item.uid == row["uid"]
+        assert {a.mailbox.email_address for a in item.required_attendees or []} == {
+            a["address"] for a in row["attendees"] if a["type"] == "required"
+        }
+
+
+def test_distinguished_calendar_needs_no_get_folder(sim: SimHandle) -> None:
+    from exchangelib import FolderCollection
+    from exchangelib.folders import Calendar, Root
+    from exchangelib.properties import DistinguishedFolderId, Mailbox
+
+    address = _mbx(sim, 0, "fabrikam")
+    acc = account(sim, address, tenant="fabrikam")
+    box = Mailbox(email_address=address)
+    root = Root(account=acc, _distinguished_id=DistinguishedFolderId(id="root", mailbox=box))
+    cal = Calendar(root=root, _distinguished_id=DistinguishedFolderId(id="calendar", mailbox=box))
+    sim.admin.reset_stats()
+    changes = list(cal.sync_items(only_fields=["id", "changekey"], max_changes_returned=512))
+    assert len(changes) == len(sim.admin.events(address)) - sum(
+        1 for e in sim.admin.events(address) if e["series_item_id"]
+    )
+    sub_id = FolderCollection(account=acc, folders=[cal]).subscribe_to_streaming()
+    assert sim.admin.stats()["requests"] == {"SyncFolderItems": 1, "Subscribe": 1}
+    acc.root.unsubscribe(sub_id)

@@ -164,6 +164,12 @@ def test_recurring_series_with_modified_and_deleted_occurrence(sim: SimHandle) -
     assert (
         sim.admin.event(address, master_id)["recurrence"] == "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6"
     )
+    # a change to an exception shows as an Update of its master in SyncFolderItems
+    cal = acc.calendar
+    list(cal.sync_items(only_fields=["id", "changekey"]))
+    sim.admin.patch_event(address, moved["item_id"], location="Room 2")
+    changes = [(k, o.id) for k, o in cal.sync_items(only_fields=["id", "changekey"])]
+    assert changes == [("update", master_id)]
 
 
 @pytest.mark.parametrize(
@@ -189,3 +195,36 @@ def test_series_created_through_ews(sim: SimHandle, pattern: object) -> None:
         assert row["recurrence"] == "RRULE:FREQ=DAILY;INTERVAL=2;COUNT=5"
     back = acc.calendar.get(id=item.id)
     assert back.recurrence == item.recurrence
+
+
+def test_bulk_operations_and_cleared_fields(sim: SimHandle) -> None:
+    address = str(sim.tenant("fabrikam")["mailboxes"][3])
+    acc = account(sim, address, tenant="fabrikam")
+    items = [
+        CalendarItem(account=acc, folder=acc.calendar, subject=f"Bulk {n}", location="Here",
+                     start=EWSDateTime(2026, 12, 14, 8 + n, tzinfo=TZ),
+                     end=EWSDateTime(2026, 12, 14, 9 + n, tzinfo=TZ))
+        for n in range(3)
+    ]  # fmt: skip
+    results = acc.bulk_create(folder=acc.calendar, items=items,
+                              send_meeting_invitations=SEND_TO_NONE)  # fmt: skip
+    ids = [(r.id, r.changekey) for r in results]
+    assert {sim.admin.event(address, i)["subject"] for i, _ in ids} == {
+        "Bulk 0",
+        "Bulk 1",
+        "Bulk 2",
+    }
+    fetched = list(acc.fetch(ids=ids))
+    for item in fetched:
+        item.location = None  # sent as DeleteItemField
+    acc.bulk_update(items=[(i, ["location"]) for i in fetched])
+    assert {sim.admin.event(address, i)["location"] for i, _ in ids} == {""}
+    # AutoResolve with a stale ChangeKey is refused as well (the simulator never merges)
+    stale = fetched[0]
+    sim.admin.patch_event(address, stale.id, subject="changed meanwhile")
+    stale.subject = "mine"
+    with pytest.raises(ErrorIrresolvableConflict):
+        stale.save(update_fields=["subject"])
+    acc.bulk_delete(ids=ids)
+    remaining = {e["item_id"] for e in sim.admin.events(address)}
+    assert not remaining & {i for i, _ in ids}

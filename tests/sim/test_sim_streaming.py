@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -34,8 +36,9 @@ class RawStream:
     """GetStreamingEvents over plain requests, read document by document."""
 
     def __init__(self, sim: SimHandle, anchor: str, ids: list[str], tenant: str = "fabrikam",
-                 timeout_min: int = 1) -> None:  # fmt: skip
-        token = msal_app(sim, tenant=tenant).acquire_token_for_client(scopes=OUTLOOK_SCOPE)
+                 timeout_min: int = 1, token: dict[str, Any] | None = None) -> None:  # fmt: skip
+        if token is None:
+            token = msal_app(sim, tenant=tenant).acquire_token_for_client(scopes=OUTLOOK_SCOPE)
         subs = "".join(f"<t:SubscriptionId>{i}</t:SubscriptionId>" for i in ids)
         body = (f'<s:Envelope {NS}><s:Header><t:RequestServerVersion Version="Exchange2016"/>'
                 "<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>"
@@ -179,5 +182,74 @@ def test_subscription_cap_per_connection(tmp_path: Path) -> None:
                 list(anchor.calendar.get_streaming_events(ids, connection_timeout=1))
             with pytest.raises(ValueError, match="connection_timeout"):
                 list(anchor.calendar.get_streaming_events(ids[:2], connection_timeout=0))
+        finally:
+            BaseProtocol.HTTP_ADAPTER_CLS = old
+
+
+def test_a_hundred_open_streaming_connections(tmp_path: Path) -> None:
+    with start_in_thread(tmp_path, mailboxes=10, events_per_mailbox=2) as big:
+        addresses = _mailboxes(big, "contoso")
+        token = msal_app(big).acquire_token_for_client(scopes=OUTLOOK_SCOPE)
+        streams: list[RawStream] = []
+        try:
+            ids = [
+                _raw_subscribe(big, token["access_token"], a) for a in addresses for _ in range(10)
+            ]
+            for n, sub_id in enumerate(ids):
+                stream = RawStream(big, addresses[n // 10], [sub_id], "contoso", token=token)
+                streams.append(stream)
+                stream.next_doc()
+            assert big.admin.stats()["streaming"]["open_connections"] == 100
+            target = big.admin.events(addresses[9])[0]
+            big.admin.patch_event(addresses[9], target["item_id"], subject="to all ten")
+            doc = streams[-1].next_doc()
+            while b"ModifiedEvent" not in doc:
+                doc = streams[-1].next_doc()
+        finally:
+            for stream in streams:
+                stream.close()
+
+
+def _raw_subscribe(sim: SimHandle, token: str, address: str) -> str:
+    body = (f'<s:Envelope {NS}><s:Header><t:ExchangeImpersonation><t:ConnectingSID>'
+            f"<t:PrimarySmtpAddress>{address}</t:PrimarySmtpAddress></t:ConnectingSID>"
+            "</t:ExchangeImpersonation></s:Header><s:Body><m:Subscribe>"
+            '<m:StreamingSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/>'
+            "</t:FolderIds><t:EventTypes><t:EventType>ModifiedEvent</t:EventType></t:EventTypes>"
+            "</m:StreamingSubscriptionRequest></m:Subscribe></s:Body></s:Envelope>")  # fmt: skip
+    with requests.Session() as session:
+        answer = session.post(sim.info["ews_url"], data=body.encode(), verify=sim.ca_file,
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+    match = re.search(r"<m:SubscriptionId>([^<]+)<", answer.text)
+    assert match, answer.text
+    return match.group(1)
+
+
+def test_connection_timeout_closes_the_stream_and_idle_subscriptions_expire(
+    tmp_path: Path,
+) -> None:
+    from exchangelib.protocol import BaseProtocol
+    from simclients import make_adapter_cls
+
+    # an EWS "minute" of 0.3 s: ConnectionTimeout=1 ends the stream with ConnectionStatus Closed
+    with start_in_thread(tmp_path, mailboxes=2, events_per_mailbox=1, minute_s=0.3,
+                         heartbeat_s=0.1) as quick:  # fmt: skip
+        old = BaseProtocol.HTTP_ADAPTER_CLS
+        BaseProtocol.HTTP_ADAPTER_CLS = make_adapter_cls(quick.ca_file)
+        try:
+            address = _mailboxes(quick, "contoso")[0]
+            sub_id = _subscribe(quick, address, tenant="contoso")
+            anchor = account(quick, address)
+            assert list(anchor.calendar.get_streaming_events([sub_id], connection_timeout=1)) == []
+            assert quick.admin.stats()["streaming"] == {
+                "open_connections": 0, "max_subscriptions_on_one_connection": 1,
+                "subscriptions": 1,
+            }  # fmt: skip
+            # 30 EWS minutes without a connection (moved back in time rather than waited for)
+            sub = quick.call(lambda: quick.core.hub.subs[sub_id])
+            quick.call(lambda: setattr(sub, "last_seen", sub.last_seen - 31 * 0.3))
+            assert quick.admin.stats()["streaming"]["subscriptions"] == 0
+            with pytest.raises(ErrorInvalidSubscription):
+                list(anchor.calendar.get_streaming_events([sub_id], connection_timeout=1))
         finally:
             BaseProtocol.HTTP_ADAPTER_CLS = old

@@ -64,6 +64,11 @@ class SyncMachine(RuleBasedStateMachine):
             conflict = ConflictPolicy.EXCHANGE_WINS  # not used
         self.world = World(self.direction, conflict)
 
+    @rule(operation=st.sampled_from(["create", "update", "delete"]))
+    def crash_after_next_write(self, operation: str) -> None:
+        """The process dies right after the server applied a write, before the local commit."""
+        self.exchange_fails(operation, "lost_reply")
+
     # --- the rules: few and broad, so that syncs come often ----------------------------------
 
     @rule(outlook=st.booleans(), day=st.integers(1, 20), recurring=st.booleans())
@@ -96,6 +101,7 @@ class SyncMachine(RuleBasedStateMachine):
         failure=st.sampled_from(["rejected", "transient", "lost_reply"]),
     )
     def trouble(self, kind: str, operation: str, failure: str) -> None:
+        """A failed request, an expired sync state, or the process dying before a commit."""
         if kind == "exchange_fails":
             self.exchange_fails(operation, failure)
         elif kind == "expire":
@@ -252,8 +258,9 @@ class SyncMachine(RuleBasedStateMachine):
 
     # --- syncing -------------------------------------------------------------------------------
 
-    @rule()
-    def sync(self) -> None:
+    @rule(verify=st.booleans())
+    def sync(self, verify: bool) -> None:
+        """Sync; with ``verify``, also prove that a second sync right away does nothing."""
         world = self.world
         before = self._tags_by_id()
         since, self.since = self.since, {"outlook": {}, "local": {}}
@@ -272,6 +279,11 @@ class SyncMachine(RuleBasedStateMachine):
         self.check_converged()
         self.check_links()
         self.check_edits_win(since)
+        if verify:
+            self.check_second_sync_is_idle()
+
+    def check_second_sync_is_idle(self) -> None:
+        world = self.world
         world.exchange.clear_faults()
         world.store.crash_next = False
         snapshot, writes = world.snapshot(), world.exchange.write_count(ADDRESS)
@@ -283,7 +295,6 @@ class SyncMachine(RuleBasedStateMachine):
             type(again.local)(),
             0,
         )
-        self.synced_once = True
 
     def _tags_by_id(self) -> dict[str, str]:
         tags = {cid: tag_of(r.data) for cid, r in self.world.rows().items()}
@@ -376,7 +387,7 @@ class PushMachine(SyncMachine):
 
 # the fixed CI profile: deterministic, bounded (about 30 s for the three directions)
 MACHINE_SETTINGS = settings(
-    max_examples=100,
+    max_examples=300,
     stateful_step_count=40,
     derandomize=True,
     deadline=None,

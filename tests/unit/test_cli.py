@@ -41,7 +41,10 @@ def test_python_dash_m_runs_the_cli() -> None:
     example = ROOT / "config" / "calsync.example.toml"
     result = subprocess.run(
         [sys.executable, "-m", "calsync", "check-config", "--config", str(example), "--json"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert '"mailboxes"' in result.stdout

@@ -182,8 +182,8 @@ class EwsEndpoint:
             )
         if faults.roll("reset_rate", tenant.name, address):
             if request.transport is not None:
-                request.transport.abort()
-            raise ConnectionResetError("fault reset_rate")
+                request.transport.abort()  # the client sees its connection reset
+            return web.Response(status=500)  # never delivered
         mailbox = core.mailboxes.get(address.lower()) if address else None
         refused = self._refuse(
             op, tenant, address, mailbox is not None and mailbox.tenant == tenant.name
@@ -192,6 +192,7 @@ class EwsEndpoint:
             return refused
         if mailbox is None:
             return _unknown(op)
+        mailbox.ensure()  # before a subscription can see the seeded calendar being generated
         ctx = Ctx(core=core, tenant=tenant, mailbox=mailbox)
         if op == "GetStreamingEvents":
             return await core.hub.get_streaming_events(ctx, req, request)

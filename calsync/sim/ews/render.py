@@ -55,9 +55,7 @@ class Shape:
             self._renderers = [
                 render
                 for uri, render in _PARTS
-                if uri in self.fields
-                or (uri == "*extended" and self.extended)
-                or uri == "*master"
+                if uri in self.fields or (uri == "*extended" and self.extended) or uri == "*master"
             ]
         return self._renderers
 

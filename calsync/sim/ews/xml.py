@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from lxml import etree
 
@@ -60,8 +61,12 @@ def esc(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=200_000)
 def ews_dt(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """xs:dateTime in UTC with Z (cached: items render the same instants again and again)."""
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def parse_dt(text: str) -> dt.datetime:

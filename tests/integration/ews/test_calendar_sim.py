@@ -192,6 +192,9 @@ def test_create_update_delete_round_trip(stack: Stack) -> None:
     changes = [c for p in stack.side.fetch_changes(mailbox, state) for c in p.changes]
     assert changes == []
     assert stack.client.transport.operations_for(mailbox.address).get("GetItem", 0) == before
+    # ... but a full resync reports it like every other item
+    everything, _ = pull(stack, 5)
+    assert everything[ref.item_id].calsync_id == "cid-1"
 
     moved = replace(
         SERIES, subject="calsync series (moved)", start=SERIES.start + timedelta(hours=1)
@@ -289,4 +292,13 @@ def test_series_exceptions_are_pushed_and_updated(stack: Stack) -> None:
     assert got.ref == new_ref
     assert got.data.deleted_occurrences == changed.deleted_occurrences
     assert [m.data.subject for m in got.data.modified_occurrences] == ["Weekly sync (moved twice)"]
+    # the series becomes a single event
+    single = replace(base, recurrence=None)
+    stack.side.update(mailbox, new_ref, single)
+    event = stack.sim.admin.event(mailbox.address, ref.item_id)
+    assert event["recurrence"] is None
+    now_single = stack.side.get(mailbox, ref.item_id)
+    assert now_single is not None
+    assert now_single.data.recurrence is None
+    assert now_single.data.modified_occurrences == ()
     assert stack.sim.admin.stats()["invitations_sent"] == 0

@@ -14,7 +14,9 @@ import structlog
 from exchangelib.folders import FolderCollection
 from sim_stack import Stack, build, sim_module
 
+from calsync.ews import check_mailbox
 from calsync.ews.calendar import calendar_folder
+from calsync.ews.transport import operation_of
 from calsync.model import EventData
 
 _IMPERSONATED = re.compile(rb"<t:ExchangeImpersonation>.*?<t:PrimarySmtpAddress>(.*?)<", re.S)
@@ -47,12 +49,25 @@ def test_every_request_names_its_mailbox_and_carries_no_cookie(stack: Stack) -> 
     for mailbox in mailboxes:
         list(stack.side.fetch_changes(mailbox, None))
         stack.side.find_by_calsync_id(mailbox, "nope")
-    assert len(seen) >= 10
+        ref = stack.side.create(
+            mailbox, "cid-wire", EventData("x", sim_module_now(), sim_module_now(hours=1))
+        )
+        ref = stack.side.update(
+            mailbox, ref, EventData("y", sim_module_now(), sim_module_now(hours=1))
+        )
+        stack.side.delete(mailbox, ref)
+        assert check_mailbox(stack.client, mailbox.address).status == "ok"
+    operations = {operation_of(body) for *_, body, _ in seen}
+    assert {"GetFolder", "FindItem", "GetItem", "SyncFolderItems", "Subscribe"} <= operations
+    assert {"CreateItem", "UpdateItem", "DeleteItem"} <= operations
     for anchor, impersonated, _, cookie in seen:
         assert anchor == impersonated
         assert anchor in {m.address for m in mailboxes}
         assert cookie is None
     assert {anchor for anchor, *_ in seen} == {m.address for m in mailboxes}
+    # the affinity cookie is kept for the mailbox it belongs to, never sent as a cookie
+    assert stack.client.affinity_cookie(mailboxes[0].address)
+    assert stack.client.affinity_cookie(mailboxes[1].address) is None
     # the pooled sessions kept no cookie either
     pool = stack.client.protocol._session_pool
     assert all(len(session.cookies) == 0 for session in list(pool.queue))
@@ -135,7 +150,7 @@ def test_on_premises_service_account(auth: str) -> None:
         sim_module.start_in_thread(state, mailboxes=2, events_per_mailbox=3, onprem=True) as sim,
     ):
         tenant = sim.info["tenants"][0]
-        from calsync.ews import EwsClient, EwsExchangeSide, EwsSettings
+        from calsync.ews import EwsClient, EwsExchangeSide, EwsSettings, check_mailbox
         from calsync.model import Mailbox
 
         client = EwsClient(
@@ -148,12 +163,27 @@ def test_on_premises_service_account(auth: str) -> None:
                 password=tenant["password"],
             )
         )
+        wrong = EwsClient(
+            EwsSettings(
+                tenant=tenant["name"],
+                ews_url=sim.info["ews_url"],
+                ca_file=sim.info["ca_file"],
+                auth=auth,
+                username=tenant["username"],
+                password="wrong",
+            )
+        )
         try:
             side = EwsExchangeSide(client)
             mailbox = Mailbox(address=tenant["mailboxes"][0], tenant=tenant["name"])
             changes = [c for p in side.fetch_changes(mailbox, None) for c in p.changes]
+            refused = check_mailbox(wrong, mailbox.address)
         finally:
             client.close()
+            wrong.close()
+        assert (refused.status, refused.error_code) == ("auth_failed", "HTTP401")
+        assert refused.hint is not None
+        assert "service account" in refused.hint
         assert len(changes) == len(
             [e for e in sim.admin.events(mailbox.address) if not e["series_item_id"]]
         )

@@ -41,9 +41,7 @@ class World:
         return run_sync(self.mailbox, self.exchange, self.store, clock=self.clock, **kwargs)  # type: ignore[arg-type]
 
     def exchange_contents(self) -> list[EventData]:
-        return sorted(
-            (pushable(i.data) for i in self.exchange.items(ADDRESS).values()), key=repr
-        )
+        return sorted((pushable(i.data) for i in self.exchange.items(ADDRESS).values()), key=repr)
 
     def local_rows(self) -> dict[str, EventData]:
         ids = [

@@ -137,7 +137,9 @@ def test_modification_beats_deletion(s, conflict) -> None:
         if kinds in (("deleted", "changed"), ("changed", "deleted")):
             deletes = [a for a in result if isinstance(a, LocalDelete | ExchangeDelete)]
             assert cid not in {a.calsync_id for a in deletes}
-            assert any(action_id(a) == cid for a in result if isinstance(a, EXCHANGE_WRITES + LOCAL_WRITES))
+            assert any(
+                action_id(a) == cid for a in result if isinstance(a, EXCHANGE_WRITES + LOCAL_WRITES)
+            )
 
 
 @given(scenarios(), policies)
@@ -145,9 +147,12 @@ def test_conflicts_are_both_sides_edited_and_follow_the_policy(s, conflict) -> N
     result = run(s, Direction.TWO_WAY, conflict)
     recorded = {c.calsync_id: c for c in result.conflicts}
     for cid, kinds in s.kinds.items():
-        differs = s.rows[cid].data != next(
-            c.item.data for c in s.changes if c.item and c.item_id == f"i{cid[1:]}"
-        ) if kinds == ("changed", "changed") else False
+        differs = (
+            s.rows[cid].data
+            != next(c.item.data for c in s.changes if c.item and c.item_id == f"i{cid[1:]}")
+            if kinds == ("changed", "changed")
+            else False
+        )
         assert (cid in recorded) == differs
     for c in recorded.values():
         expected = {

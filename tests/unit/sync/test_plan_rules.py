@@ -172,7 +172,9 @@ def test_items_outside_the_window_are_not_synced_but_overlapping_series_are() ->
     assert result.actions[0].reason == "outside_window"
     series = replace(old, recurrence="RRULE:FREQ=WEEKLY")
     weekly = item("i2", "ck", series)
-    assert isinstance(plan([ExchangeChange("i2", weekly)], [], {}, {}, policy()).actions[0], LocalCreate)
+    assert isinstance(
+        plan([ExchangeChange("i2", weekly)], [], {}, {}, policy()).actions[0], LocalCreate
+    )
     ended = replace(old, recurrence="RRULE:FREQ=DAILY;COUNT=3")
     stale = plan([ExchangeChange("i3", item("i3", "ck", ended))], [], {}, {}, policy())
     assert isinstance(stale.actions[0], Skip)
