@@ -137,9 +137,6 @@ class AccessToken:
     expires_at: float  # on the provider's clock (monotonic by default)
     renew_at: float
 
-    def expires_in(self, now: float) -> float:
-        return self.expires_at - now
-
 
 class TokenProvider:
     """Tokens for one tenant, shared by every worker thread of that tenant."""
@@ -407,8 +404,3 @@ def construction_error(creds: TenantCredentials, exc: Exception) -> AuthError:
         hint=f"check certificate_file ({creds.certificate_file}): a PEM with the private key and "
         "its certificate, or the key with certificate_thumbprint",
     )
-
-
-def providers_by_tenant(credentials: list[TenantCredentials]) -> dict[str, TokenProvider]:
-    """One provider per tenant name (convenience for the CLI and daemon)."""
-    return {c.name: TokenProvider(c) for c in credentials}

@@ -201,6 +201,10 @@ def configure(
     lib_numeric = _LEVELS.get((library_level or "warning").lower(), logging.WARNING)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, lib_numeric))
+    # exchangelib's debug loggers dump whole SOAP documents, event bodies included; calsync's own
+    # ews_request/ews_response events ([logging] ews_protocol_debug) replace them, redacted.
+    for name in ("exchangelib.util", "exchangelib.services", "exchangelib.protocol"):
+        logging.getLogger(name).setLevel(max(logging.INFO, numeric, lib_numeric))
 
 
 def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:

@@ -14,6 +14,7 @@ class Stats:
         self.tokens_issued = 0
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
+        self.headers: Counter[str] = Counter()
         self._cpu_base = 0.0  # thread CPU time counts from the loop thread's start
 
     def count(self, op: str, mailbox: str | None) -> None:
@@ -27,6 +28,7 @@ class Stats:
         self.tokens_issued = 0
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
+        self.headers.clear()
         self._cpu_base = time.thread_time()
 
     def to_json(self, open_connections: int, subscriptions: int) -> dict[str, Any]:
@@ -40,6 +42,12 @@ class Stats:
             },
             "tokens_issued": self.tokens_issued,
             "invitations_sent": self.invitations_sent,
+            # header hygiene of requests that read or write one mailbox (DESIGN "Headers on the
+            # wire"): missing_anchor, anchor_mismatch, affinity_cookie (a Cookie header with
+            # X-BackEndOverrideCookie on an item operation)
+            "headers": {
+                k: self.headers[k] for k in ("missing_anchor", "anchor_mismatch", "affinity_cookie")
+            },
             # CPU seconds of the simulator's event-loop thread since start or reset (read on the
             # loop thread): how busy the simulator was, to compare with a client's cost
             "cpu_s": round(time.thread_time() - self._cpu_base, 3),

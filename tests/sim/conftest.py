@@ -18,20 +18,25 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
         tmp_path_factory.mktemp("sim"), mailboxes=6, events_per_mailbox=15, seed=7,
         tenants=2, heartbeat_s=0.5,
     )  # fmt: skip
-    old = BaseProtocol.HTTP_ADAPTER_CLS
-    BaseProtocol.HTTP_ADAPTER_CLS = make_adapter_cls(handle.ca_file)
-    try:
+    with handle:
         yield handle
-    finally:
-        BaseProtocol.HTTP_ADAPTER_CLS = old
-        handle.stop()
 
 
 @pytest.fixture(autouse=True)
-def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "sim" in request.fixturenames:
-        request.getfixturevalue("sim").admin.clear_faults()
+def _per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For tests of the shared simulator: exchangelib trusts its CA (set per test, so that other
+    suites' exchangelib clients are never affected) and the faults are cleared afterwards."""
+    if "sim" not in request.fixturenames:
+        yield
+        return
+    handle: SimHandle = request.getfixturevalue("sim")
+    old = BaseProtocol.HTTP_ADAPTER_CLS
+    BaseProtocol.HTTP_ADAPTER_CLS = make_adapter_cls(handle.ca_file)
+    try:
+        yield
+    finally:
+        BaseProtocol.HTTP_ADAPTER_CLS = old
+        handle.admin.clear_faults()
 
 
 @pytest.fixture

@@ -110,6 +110,8 @@ def test_stats_reset_and_autodiscover(sim: SimHandle) -> None:
     stats = sim.admin.stats()
     assert stats["requests"] == {}
     assert stats["by_mailbox"] == {}
+    assert set(stats) >= {"streaming", "tokens_issued", "invitations_sent", "cpu_s", "headers"}
+    assert 0 <= stats["cpu_s"] < 5
     address = str(sim.tenant()["mailboxes"][0])
     import requests
 

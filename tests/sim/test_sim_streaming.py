@@ -253,3 +253,19 @@ def test_connection_timeout_closes_the_stream_and_idle_subscriptions_expire(
                 list(anchor.calendar.get_streaming_events([sub_id], connection_timeout=1))
         finally:
             BaseProtocol.HTTP_ADAPTER_CLS = old
+
+
+def test_header_hygiene_is_counted(sim: SimHandle) -> None:
+    address = _mailboxes(sim, "contoso")[4]
+    acc = account(sim, address)
+    cal = acc.calendar
+    sim.admin.reset_stats()
+    list(cal.sync_items(only_fields=["id"]))
+    assert sim.admin.stats()["headers"] == {
+        "missing_anchor": 0, "anchor_mismatch": 0, "affinity_cookie": 0,
+    }  # fmt: skip
+    sub_id = FolderCollection(account=acc, folders=[cal]).subscribe_to_streaming()
+    list(cal.sync_items(only_fields=["id"]))
+    # exchangelib's pooled requests session replays the Subscribe's affinity cookie
+    assert sim.admin.stats()["headers"]["affinity_cookie"] >= 1
+    cal.unsubscribe(sub_id)

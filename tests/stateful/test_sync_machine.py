@@ -390,6 +390,7 @@ MACHINE_SETTINGS = settings(
     max_examples=300,
     stateful_step_count=40,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     print_blob=True,

@@ -74,7 +74,7 @@ def test_calsync_events_never_show_secrets(output: io.StringIO, emit: object) ->
     "library",
     [
         "msal",
-        "exchangelib.protocol",
+        "exchangelib.folders",
         "urllib3.connectionpool",
         "requests_oauthlib.oauth2_session",
         "apscheduler.scheduler",
@@ -108,3 +108,9 @@ def test_level_filters(output: io.StringIO) -> None:
     log.info("not_shown")
     log.warning("shown")
     assert [line["event"] for line in lines(output)] == ["shown"]
+
+
+def test_exchangelib_soap_dumps_are_held_back_even_at_debug(output: io.StringIO) -> None:
+    """exchangelib's own XML dumps (bodies included) stay off; ews_request replaces them."""
+    logging.getLogger("exchangelib.util").debug("Request XML: <t:Body>private notes</t:Body>")
+    assert "private notes" not in output.getvalue()

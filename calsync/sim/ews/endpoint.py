@@ -33,6 +33,8 @@ WWW_AUTH = (
     'error="invalid_token"'
 )
 NO_MAILBOX_OPS = {"ConvertId", "ResolveNames", "GetServerTimeZones", "GetUserSettings"}
+ITEM_OPS = {"GetFolder", "FindItem", "GetItem", "SyncFolderItems", "CreateItem", "UpdateItem",
+            "DeleteItem"}  # fmt: skip
 
 
 class Unauthorized(Exception):
@@ -109,6 +111,16 @@ class EwsEndpoint:
 
     # request ----------------------------------------------------------------------------------
 
+    def _check_headers(self, request: web.Request, address: str) -> None:
+        anchor = request.headers.get("X-AnchorMailbox")
+        counter = self.core.stats.headers
+        if not anchor:
+            counter["missing_anchor"] += 1
+        elif anchor.lower() != address.lower():
+            counter["anchor_mismatch"] += 1
+        if "X-BackEndOverrideCookie" in request.headers.get("Cookie", ""):
+            counter["affinity_cookie"] += 1
+
     def _refuse(
         self, op: str, tenant: Tenant, address: str | None, exists: bool
     ) -> web.Response | None:
@@ -165,6 +177,8 @@ class EwsEndpoint:
         header = root.find(S + "Header")
         address = _impersonated(header)
         core.stats.count(op, address)
+        if address and op in ITEM_OPS:
+            self._check_headers(request, address)
         faults = core.faults
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
