@@ -139,13 +139,13 @@ CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(
         "secret_expiring",
         "warning",
-        ("tenant", "days_left", "expires"),
+        ("tenant", "credential", "days_left", "expires", "hint"),
         "the tenant's secret or certificate expires soon (daily from 30 days ahead)",
     ),
     EventSpec(
         "secret_expired",
         "error",
-        ("tenant", "expired"),
+        ("tenant", "credential", "expired", "hint"),
         "the tenant's secret or certificate has expired",
     ),
     EventSpec("store_error", "error", ("error",), "the local store failed"),
@@ -161,6 +161,71 @@ CATALOGUE: tuple[EventSpec, ...] = (
         ("mailbox", "operation", "status", "soap"),
         "a SOAP response ([logging] ews_protocol_debug)",
     ),
+    EventSpec(
+        "daemon_stopping",
+        "info",
+        ("reason", "running", "grace_s"),
+        "SIGTERM/SIGINT: no new runs; running ones get shutdown_grace seconds",
+    ),
+    EventSpec(
+        "shutdown_grace_exceeded",
+        "error",
+        ("running", "grace_s"),
+        "runs still going when shutdown_grace ran out; calsync exits without them",
+    ),
+    EventSpec(
+        "config_reload_needs_restart",
+        "warning",
+        ("keys", "hint"),
+        "SIGHUP changed settings that only a restart applies",
+    ),
+    EventSpec(
+        "tenant_throttled",
+        "warning",
+        ("tenant", "mailbox", "back_off_s", "error_code"),
+        "Exchange throttled a tenant: all of its mailboxes wait out the back-off",
+    ),
+    EventSpec(
+        "tenant_paused",
+        "error",
+        ("tenant", "error_code", "error", "hint", "retry_in_s"),
+        "Entra ID refused the tenant's credentials: its mailboxes pause (a probe every retry_in_s)",
+    ),
+    EventSpec(
+        "tenant_resumed",
+        "info",
+        ("tenant", "reason"),
+        "a paused tenant works again (probe succeeded or new credentials via SIGHUP)",
+    ),
+    EventSpec(
+        "sync_deferred",
+        "debug",
+        ("mailbox", "tenant", "reason", "due"),
+        "a run did not start because its tenant is throttled or paused",
+    ),
+    EventSpec(
+        "sync_internal_error",
+        "error",
+        ("mailbox", "tenant", "error"),
+        "a bug met while syncing one mailbox (traceback attached); the run fails, others go on",
+    ),
+    EventSpec("local_writes_found", "debug", ("mailboxes",), "application writes: due now"),
+    EventSpec(
+        "demo_started", "info", ("dir", "mailboxes", "simulator"), "calsync demo is starting"
+    ),
+    EventSpec("demo_synced", "info", ("mailboxes", "seconds"), "demo: every mailbox synced"),
+    EventSpec(
+        "demo_edit", "info", ("side", "mailbox", "change", "expect"), "demo: an edit was made"
+    ),
+    EventSpec(
+        "demo_edit_arrived",
+        "info",
+        ("direction", "mailbox", "seconds"),
+        "demo: an edit reached the other side",
+    ),
+    EventSpec("demo_ready", "info", ("hint",), "demo: every edit arrived; try your own"),
+    EventSpec("demo_step_timeout", "warning", ("step", "timeout_s"), "demo: a step took too long"),
+    EventSpec("demo_step_failed", "error", ("error",), "demo: a step failed"),
     EventSpec("internal_error", "critical", ("error",), "a bug: calsync stops with exit 70"),
 )
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from calsync.cli import daemon_cmd
 from calsync.cli.render import to_toml
 from calsync.config import Config, load_config
 
@@ -22,7 +23,7 @@ def _ops(sub: Any, add_config: AddConfig, name: str) -> None:
     ops.register(sub, add_config, name)
 
 
-REGISTRY: list[tuple[str, Register]] = [("ops", _ops)]
+REGISTRY: list[tuple[str, Register]] = [("ops", _ops), ("daemon", daemon_cmd.register)]
 
 
 def load(args: argparse.Namespace) -> Config:

@@ -108,8 +108,16 @@ class Runtime:
         return chosen
 
 
-def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
-    register_secrets(secret_values(config))
+def tenant_clients(
+    tenant: TenantConfig, *, protocol_debug: bool
+) -> tuple[TokenProvider | None, EwsClient]:
+    """A tenant's token provider (None for service accounts) and its EWS client."""
+    credentials = tenant_credentials(tenant)
+    provider = TokenProvider(credentials) if credentials is not None else None
+    return provider, EwsClient(ews_settings(tenant, protocol_debug=protocol_debug), provider)
+
+
+def check_apis(config: Config) -> None:
     unsupported = [t.name for t in config.tenants.values() if t.settings.api != "ews"]
     if unsupported:
         raise ConfigError(
@@ -118,15 +126,18 @@ def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
                 for name in unsupported
             ]
         )
+
+
+def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
+    register_secrets(secret_values(config))
+    check_apis(config)
     debug = config.settings.logging.ews_protocol_debug
     providers: dict[str, TokenProvider] = {}
     clients: dict[str, EwsClient] = {}
     for name, tenant in config.tenants.items():
-        credentials = tenant_credentials(tenant)
-        provider = TokenProvider(credentials) if credentials is not None else None
+        provider, clients[name] = tenant_clients(tenant, protocol_debug=debug)
         if provider is not None:
             providers[name] = provider
-        clients[name] = EwsClient(ews_settings(tenant, protocol_debug=debug), provider)
     store = SqlStore(config.settings.store.url, upgrade=True) if open_store else None
     return Runtime(
         config=config,

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from calsync.errors import (
+    AuthError,
+    CalsyncError,
+    MailboxError,
+    MassDeleteGuard,
+    ThrottledError,
+    TransientError,
+)
+
 
 class OutcomeKind(StrEnum):
     OK = "ok"
@@ -70,3 +79,21 @@ def next_due(
         delay = timing.permanent_failure_retry + random() * timing.poll_jitter
         reason = "permanent failure" if kind is OutcomeKind.PERMANENT else "mass-delete guard"
     return Decision(due=now + timedelta(seconds=delay), delay_s=delay, reason=reason)
+
+
+def classify(error: CalsyncError | None) -> tuple[OutcomeKind, float | None]:
+    """The kind of a run's outcome and the server's back-off hint (seconds), if any."""
+    if error is None:
+        return OutcomeKind.OK, None
+    if isinstance(error, AuthError):
+        return (OutcomeKind.TRANSIENT if error.transient else OutcomeKind.AUTH), None
+    if isinstance(error, ThrottledError):
+        return OutcomeKind.THROTTLED, error.retry_after
+    if isinstance(error, TransientError):
+        return OutcomeKind.TRANSIENT, error.retry_after
+    if isinstance(error, MailboxError):
+        return OutcomeKind.PERMANENT, None
+    if isinstance(error, MassDeleteGuard):
+        return OutcomeKind.GUARD, None
+    # store trouble, another process holding the mailbox, a refused sync state …: retry soon
+    return OutcomeKind.TRANSIENT, None

@@ -11,10 +11,9 @@ from aiohttp import web
 
 from calsync.sim.adminjson import AdminInputError, deleted_starts, item_json, patch_from_json
 from calsync.sim.ews.ops_write import apply_patch
-from calsync.sim.ews.render import occurrence_id
 from calsync.sim.ews.xml import EwsError
 from calsync.sim.faults import FaultError
-from calsync.sim.mailstore import Item, Mailbox, new_item_id
+from calsync.sim.mailstore import Item, Mailbox, new_item_id, occurrence_id
 
 if TYPE_CHECKING:
     from calsync.sim.core import SimCore

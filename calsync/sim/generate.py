@@ -6,8 +6,14 @@ import datetime as dt
 import random
 from functools import lru_cache
 
-from calsync.sim.ews.render import occurrence_id
-from calsync.sim.mailstore import CALSYNC_PROPSET, Attendee, Item, Mailbox, new_item_id
+from calsync.sim.mailstore import (
+    CALSYNC_PROPSET,
+    Attendee,
+    Item,
+    Mailbox,
+    new_item_id,
+    occurrence_id,
+)
 from calsync.sim.recurrence import WEEKDAYS, Recurrence
 from calsync.sim.tz import zoneinfo_for_windows
 

@@ -74,7 +74,11 @@ class Item:
     sequence: int = 0
     meeting_request_was_sent: bool = False
     _occ_cache: tuple[object, list[dt.datetime]] | None = field(
-        default=None, repr=False, compare=False
+        default=None, init=False, repr=False, compare=False
+    )
+    # rendered XML per (shape, ChangeKey, …); never copied by dataclasses.replace
+    xml_cache: dict[tuple[object, ...], str] | None = field(
+        default=None, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
@@ -102,6 +106,28 @@ class Item:
 
     def calsync_id(self) -> str | None:
         return self.extended.get((CALSYNC_PROPSET, "calsync-id", "String"))
+
+
+OCCURRENCE_PREFIX = "AAMkOC"
+
+
+def occurrence_id(master: Item, index: int, original: dt.datetime | None = None) -> str:
+    """The ItemId of an occurrence: the master's id with the instance index (an exception made
+    from the occurrence keeps this id, as in Exchange)."""
+    raw = master.item_id.encode() + b"\x00" + index.to_bytes(4, "big")
+    return OCCURRENCE_PREFIX + base64.b64encode(raw).decode()
+
+
+def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
+    if not item_id.startswith(OCCURRENCE_PREFIX):
+        return None
+    try:
+        raw = base64.b64decode(item_id[len(OCCURRENCE_PREFIX) :], validate=True)
+    except ValueError:
+        return None
+    if len(raw) < 6 or raw[-5] != 0:
+        return None
+    return raw[:-5].decode(errors="replace"), int.from_bytes(raw[-4:], "big")
 
 
 class SyncStateError(ValueError):

@@ -8,8 +8,8 @@ read them with the same code (``store.rows``) and agree on normalisation.
 Simulating applications (what triggers do in SQL) — these are *application* writes, reported by
 ``local_changes``:
 
-- ``app_upsert(mailbox, data, calsync_id=None) -> id``: insert or update a row (and replace its
-  modified-occurrence rows when ``data`` is a series).
+- ``app_upsert(mailbox, data, calsync_id=None) -> id``: insert or update a row (and its
+  modified-occurrence rows) so that it reads back exactly as ``data``.
 - ``app_upsert_occurrence(mailbox, series_id, original_start, data) -> id``.
 - ``app_write_raw(mailbox, columns, calsync_id=None) -> id``: raw column values (bad JSON, an
   unsupported RRULE …), as a careless application might write them.
@@ -229,19 +229,22 @@ class MemoryStore(MemoryOps):
             return row_id
 
     def app_upsert(self, mailbox: str, data: EventData, calsync_id: str | None = None) -> str:
-        """An application's insert/update of a single event or series (with its occurrences)."""
+        """An application's insert/update leaving the row(s) exactly as ``data`` says: surplus
+        occurrence rows are deleted first (plain DELETEs), then the master and the modified
+        occurrences are written."""
         with self._lock:
+            wanted = (
+                {utc_text(o.original_start): o.data for o in data.modified_occurrences}
+                if data.recurrence is not None
+                else {}
+            )
+            current = self._occurrence_rows(calsync_id) if calsync_id else {}
+            for key, occ_id in current.items():
+                if key not in wanted:
+                    self._app_delete_row(occ_id, exdate=True)
             row_id = self.app_write_raw(mailbox, to_columns(data), calsync_id)
-            if data.recurrence is not None:
-                current = self._occurrence_rows(row_id)
-                wanted = {utc_text(o.original_start): o.data for o in data.modified_occurrences}
-                for key, occ_id in current.items():
-                    if key not in wanted:  # a plain DELETE of the row: the occurrence goes
-                        self._app_delete_row(occ_id, exdate=True)
-                for key, occ in wanted.items():
-                    self.app_upsert_occurrence(
-                        mailbox, row_id, parse_time(key), occ, current.get(key)
-                    )
+            for key, occ in wanted.items():
+                self.app_upsert_occurrence(mailbox, row_id, parse_time(key), occ, current.get(key))
             return row_id
 
     def app_upsert_occurrence(

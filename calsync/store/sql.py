@@ -19,6 +19,7 @@ Driver errors surface as ``errors.StoreError`` / ``errors.StoreUnavailable``.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -83,6 +84,8 @@ class SqlStore(SqlOps, SqlCoordination):
         self._probe: sa.Connection | None = None
         self._probe_state: tuple[int, int] | None = None
         self._held: dict[str, SqlLock] = {}
+        self._lock_guard = threading.RLock()
+        self._lock_conn: sa.Connection | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -258,19 +261,23 @@ class SqlStore(SqlOps, SqlCoordination):
             return str(row_id.scalar_one())
 
     def app_upsert(self, mailbox: str, data: EventData, calsync_id: str | None = None) -> str:
-        """An application's insert/update of an event; a series' occurrence rows are replaced
-        (deleting one is a plain DELETE, which makes it a deleted occurrence)."""
-        row_id = self.app_write_raw(mailbox, to_columns(data, native=self._pg), calsync_id)
-        if data.recurrence is not None:
-            wanted = {parse_time(o.original_start): o.data for o in data.modified_occurrences}
+        """An application's insert/update leaving the row(s) exactly as ``data`` says: surplus
+        occurrence rows are deleted first (plain DELETEs), then the master and the modified
+        occurrences are written."""
+        wanted = (
+            {parse_time(o.original_start): o.data for o in data.modified_occurrences}
+            if data.recurrence is not None
+            else {}
+        )
+        if calsync_id is not None:
             with self._read() as conn:
-                current = load_rows(conn, [row_id]).get(row_id, [])[1:]
+                current = load_rows(conn, [calsync_id]).get(calsync_id, [])[1:]
             for row in current:
-                start = parse_time(row["original_start"])
-                if start not in wanted:
+                if parse_time(row["original_start"]) not in wanted:
                     self.app_delete(mailbox, row["id"])
-            for start, occ in wanted.items():
-                self.app_upsert_occurrence(mailbox, row_id, start, occ)
+        row_id = self.app_write_raw(mailbox, to_columns(data, native=self._pg), calsync_id)
+        for start, occ in wanted.items():
+            self.app_upsert_occurrence(mailbox, row_id, start, occ)
         return row_id
 
     def app_upsert_occurrence(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -69,12 +70,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_KEY = "hashtextextended(current_schema() || ':' || :r, 0)"
+_TRY_LOCK = sa.text(f"SELECT pg_try_advisory_lock({_KEY})")
+_UNLOCK = sa.text(f"SELECT pg_advisory_unlock({_KEY})")
+
+
 class SqlCoordination(ABC):
     _engine: sa.Engine
     _clock: Clock
     _probe: sa.Connection | None
     _probe_state: tuple[int, int] | None
     _held: dict[str, SqlLock]
+    _lock_guard: threading.RLock
+    _lock_conn: sa.Connection | None
 
     @abstractmethod
     def _write(self, *, calsync: bool = True) -> AbstractContextManager[sa.Connection]: ...
@@ -121,36 +129,31 @@ class SqlCoordination(ABC):
         return lock
 
     def _advisory_lock(self, resource: str, token: str) -> SqlLock:
-        key = sa.text(
-            "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':' || :r, 0))"
-        )
-        with store_errors(self._engine.url):
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                got = bool(conn.execute(key, {"r": resource}).scalar())
-            except BaseException:
-                conn.close()
-                raise
-        if not got:
-            conn.close()
-            raise LockHeld(f"{resource} is held by another calsync process", resource=resource)
-        lock = SqlLock(self, resource, token, conn)
-        self._held[token] = lock
-        return lock
+        # Session advisory locks stack within one session, so a resource this process already
+        # holds is refused here; all of them live on one dedicated connection.
+        with self._lock_guard:
+            if any(held.resource == resource for held in self._held.values()):
+                raise LockHeld(f"{resource} is held by this calsync process", resource=resource)
+            with store_errors(self._engine.url):
+                if self._lock_conn is None:
+                    self._lock_conn = self._engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT"
+                    )
+                got = bool(self._lock_conn.execute(_TRY_LOCK, {"r": resource}).scalar())
+            if not got:
+                raise LockHeld(f"{resource} is held by another calsync process", resource=resource)
+            lock = SqlLock(self, resource, token, self._lock_conn)
+            self._held[token] = lock
+            return lock
 
     def _release(self, lock: SqlLock) -> None:
-        if self._held.pop(lock._token, None) is None:
-            return
-        if lock._conn is not None:
-            with store_errors(self._engine.url):
-                unlock = (
-                    "SELECT pg_advisory_unlock(hashtextextended(current_schema() || ':' || :r, 0))"
-                )
-                try:
-                    lock._conn.execute(sa.text(unlock), {"r": lock.resource})
-                finally:
-                    lock._conn.close()
-            return
+        with self._lock_guard:
+            if self._held.pop(lock._token, None) is None:
+                return
+            if lock._conn is not None:
+                with store_errors(self._engine.url):
+                    lock._conn.execute(_UNLOCK, {"r": lock.resource})
+                return
         with self._write(calsync=False) as conn:
             conn.execute(
                 sa.delete(locks).where(
@@ -208,6 +211,9 @@ class SqlCoordination(ABC):
         return self._probe
 
     def _close_probe(self) -> None:
+        if self._lock_conn is not None:  # closing the session frees its advisory locks
+            self._lock_conn.close()
+            self._lock_conn = None
         if self._probe is not None:
             self._probe.close()
             self._probe = None

@@ -398,3 +398,16 @@ def test_wait_for_local_writes(store: Any) -> None:
     assert store.wait_for_local_writes(0.05) is False
     store.app_upsert(MB, single())
     assert store.wait_for_local_writes(5) is True
+
+
+def test_app_upsert_reads_back_exactly(store: Any) -> None:
+    calsync_upsert(store, "S1", series())
+    fewer = replace(series(), modified_occurrences=(), subject="app edit")
+    store.app_upsert(MB, fewer, "S1")
+    (change,) = store.local_changes(MB).changes
+    assert change.event is not None
+    assert change.event.data == fewer
+    single_now = single("no longer a series")
+    store.app_upsert(MB, single_now, "S1")
+    assert store.get_events(MB, ["S1"])["S1"].data == single_now
+    assert store.occurrence_row_id("S1", T0 + timedelta(days=3)) is None

@@ -143,7 +143,9 @@ def events(draw: st.DrawFn) -> EventData:
     )  # fmt: skip
 
 
-PROPS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+PROPS = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None, max_examples=40
+)
 
 
 @PROPS

@@ -184,3 +184,15 @@ def test_unknown_operation_is_not_a_version_error(sim: SimHandle) -> None:
     assert answer.status_code == 200
     assert b"ErrorInvalidOperation" in answer.content
     assert sim.admin.stats()["requests"] == {"FindPeople": 1}
+
+
+def test_version_probe_without_impersonation_fails_as_on_exchange_online(sim: SimHandle) -> None:
+    from simclients import MsalCredentials
+
+    # exchangelib guesses the version with a ConvertId that carries no ExchangeImpersonation
+    # header; Exchange Online refuses it for app-only tokens (exchangelib #735): set the version
+    config = Configuration(service_endpoint=sim.info["ews_url"], auth_type=OAUTH2,
+                           credentials=MsalCredentials(msal_app(sim), sim.tenant()["tenant_id"]))  # fmt: skip
+    acc = Account(_address(sim), config=config, autodiscover=False, access_type=IMPERSONATION)
+    with pytest.raises(TransportError, match="No valid version headers"):
+        acc.calendar  # noqa: B018

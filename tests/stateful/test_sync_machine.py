@@ -297,8 +297,12 @@ class SyncMachine(RuleBasedStateMachine):
         )
 
     def _tags_by_id(self) -> dict[str, str]:
+        """Tag of every row id, item id, and id linked to one (a bad item names either)."""
         tags = {cid: tag_of(r.data) for cid, r in self.world.rows().items()}
         tags.update({i: tag_of(x.data) for i, x in self.world.items().items()})
+        for cid, link in self.world.store.all_links(ADDRESS).items():
+            if link.item_id in tags:
+                tags.setdefault(cid, tags[link.item_id])
         return tags
 
     # --- what must hold ----------------------------------------------------------------------

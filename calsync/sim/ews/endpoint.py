@@ -32,7 +32,6 @@ WWW_AUTH = (
     'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     'error="invalid_token"'
 )
-NO_MAILBOX_OPS = {"ConvertId", "ResolveNames", "GetServerTimeZones", "GetUserSettings"}
 ITEM_OPS = {"GetFolder", "FindItem", "GetItem", "SyncFolderItems", "CreateItem", "UpdateItem",
             "DeleteItem"}  # fmt: skip
 
@@ -122,15 +121,17 @@ class EwsEndpoint:
             counter["affinity_cookie"] += 1
 
     def _refuse(
-        self, op: str, tenant: Tenant, address: str | None, exists: bool
+        self, tenant: Tenant, address: str | None, exists: bool, *, app_only: bool
     ) -> web.Response | None:
         """The answer for a request that policy or a fault refuses (None: go ahead)."""
         faults = self.core.faults
         if faults.listed("ews_blocked", tenant.name):
             return web.Response(status=403, text="EWS is disabled for this application")
         if address is None:
-            if op in NO_MAILBOX_OPS:
-                return None
+            if tenant.onprem and app_only is False:
+                return None  # a service account may call operations that need no mailbox
+            # Exchange Online: an app-only token needs the header for every operation (so
+            # exchangelib's version probe fails too: configure the version)
             return _fault(
                 "ErrorInvalidExchangeImpersonationHeaderData",
                 "ExchangeImpersonation SOAP header must be present for this type of OAuth token.",
@@ -199,9 +200,9 @@ class EwsEndpoint:
                 request.transport.abort()  # the client sees its connection reset
             return web.Response(status=500)  # never delivered
         mailbox = core.mailboxes.get(address.lower()) if address else None
-        refused = self._refuse(
-            op, tenant, address, mailbox is not None and mailbox.tenant == tenant.name
-        )
+        exists = mailbox is not None and mailbox.tenant == tenant.name
+        app_only = not request.headers.get("Authorization", "").lower().startswith("basic ")
+        refused = self._refuse(tenant, address, exists, app_only=app_only)
         if refused is not None:
             return refused
         if mailbox is None:

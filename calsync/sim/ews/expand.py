@@ -9,9 +9,8 @@ from typing import Any
 from lxml import etree
 
 from calsync.sim.ews.parse import ext_key, text
-from calsync.sim.ews.render import occurrence_id, parse_occurrence_id
 from calsync.sim.ews.xml import EwsError, T, elements, parse_dt
-from calsync.sim.mailstore import Item, Mailbox
+from calsync.sim.mailstore import Item, Mailbox, occurrence_id, parse_occurrence_id
 
 
 def occurrence_at(master: Item, index: int) -> tuple[dt.datetime, Item]:

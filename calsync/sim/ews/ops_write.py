@@ -12,9 +12,8 @@ from calsync.sim.ews import expand
 from calsync.sim.ews.context import Ctx
 from calsync.sim.ews.ops_read import lookup
 from calsync.sim.ews.parse import FIELD_ATTRS, ext_key, parse_item
-from calsync.sim.ews.render import parse_occurrence_id
 from calsync.sim.ews.xml import EwsError, M, T, elements, error, esc, ok, response
-from calsync.sim.mailstore import Item, Mailbox, new_item_id
+from calsync.sim.mailstore import Item, Mailbox, new_item_id, parse_occurrence_id
 from calsync.sim.tz import zoneinfo_for_windows
 
 SHOW_AS = {"Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData"}
@@ -191,8 +190,8 @@ def update_item(ctx: Ctx, req: etree._Element) -> bytes:
                         item.attendees += [dataclasses.replace(p, kind=kind) for p in people]
                 apply_patch(item, patch, check=False)
             validate(item)  # after all field updates of the change, as Exchange does
-            _commit(mbx, item, master, original)
             _count_invitations(ctx, item, send)
+            _commit(mbx, item, master, original)
         except EwsError as err:
             messages.append(error("UpdateItem", err, "<m:Items/>"))
             continue

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from calsync.sim.ews.series import master_parts
 from calsync.sim.ews.xml import esc, ews_dt
 from calsync.sim.mailstore import Attendee, Item, Mailbox
-from calsync.sim.recurrence import MONTHS, Recurrence
-from calsync.sim.tz import display_name, zoneinfo_for_windows
+from calsync.sim.tz import display_name
 
-OCCURRENCE_PREFIX = "AAMkOC"
 ExtKey = tuple[str, str, str]  # (property set id or distinguished set / "tag", name or tag, type)
 
 ALL_FIELDS = frozenset(
@@ -48,6 +46,12 @@ class Shape:
     extended: list[ExtKey] = field(default_factory=list)
     body_type: str = "Best"
     _renderers: list[Callable[[Item, _View], str]] | None = None
+    _key: tuple[object, ...] | None = None
+
+    def key(self) -> tuple[object, ...]:
+        if self._key is None:
+            self._key = (self.fields, tuple(self.extended), self.body_type)
+        return self._key
 
     def renderers(self) -> list[Callable[[Item, _View], str]]:
         """The part renderers this shape asks for, in schema order (computed once)."""
@@ -92,59 +96,6 @@ def _duration(delta: dt.timedelta) -> str:
     time = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
     time += f"{secs}S" if secs else ""
     return out + ("T" + time if time else ("" if days else "T0S"))
-
-
-def _date_with_offset(day: dt.date, zone: str) -> str:
-    """xs:date with the zone's offset at that date, as Exchange writes recurrence ranges."""
-    offset = dt.datetime.combine(day, dt.time(12), zoneinfo_for_windows(zone)).utcoffset()
-    if not offset:
-        return f"{day.isoformat()}Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return f"{day.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def recurrence_xml(rec: Recurrence, zone: str = "UTC") -> str:
-    kind = rec.kind
-    parts: list[str] = []
-    if kind in ("DailyRecurrence", "WeeklyRecurrence") or kind.endswith("MonthlyRecurrence"):
-        parts.append(f"<t:Interval>{rec.interval}</t:Interval>")
-    if kind == "WeeklyRecurrence":
-        parts.append(f"<t:DaysOfWeek>{' '.join(rec.days_of_week)}</t:DaysOfWeek>")
-        parts.append(f"<t:FirstDayOfWeek>{rec.first_day_of_week}</t:FirstDayOfWeek>")
-    elif kind.startswith("Relative"):
-        parts.append(f"<t:DaysOfWeek>{rec.days_of_week[0]}</t:DaysOfWeek>")
-        parts.append(f"<t:DayOfWeekIndex>{rec.day_of_week_index}</t:DayOfWeekIndex>")
-    elif kind.startswith("Absolute"):
-        parts.append(f"<t:DayOfMonth>{rec.day_of_month}</t:DayOfMonth>")
-    if "Yearly" in kind:
-        parts.append(f"<t:Month>{MONTHS[rec.month - 1]}</t:Month>")
-    start = f"<t:StartDate>{_date_with_offset(rec.start_date, zone)}</t:StartDate>"
-    if rec.end == "numbered":
-        rng = (
-            f"<t:NumberedRecurrence>{start}<t:NumberOfOccurrences>{rec.count}"
-            "</t:NumberOfOccurrences></t:NumberedRecurrence>"
-        )
-    elif rec.end == "date" and rec.end_date is not None:
-        rng = (
-            f"<t:EndDateRecurrence>{start}"
-            f"<t:EndDate>{_date_with_offset(rec.end_date, zone)}</t:EndDate>"
-            "</t:EndDateRecurrence>"
-        )
-    else:
-        rng = f"<t:NoEndRecurrence>{start}</t:NoEndRecurrence>"
-    return f"<t:Recurrence><t:{kind}>{''.join(parts)}</t:{kind}>{rng}</t:Recurrence>"
-
-
-def _occurrence(
-    tag: str, ids: tuple[str, str], start: dt.datetime, end: dt.datetime, original: dt.datetime
-) -> str:
-    item_id, ck = ids
-    return (
-        f'<t:{tag}><t:ItemId Id="{esc(item_id)}" ChangeKey="{esc(ck)}"/>'
-        f"<t:Start>{ews_dt(start)}</t:Start><t:End>{ews_dt(end)}</t:End>"
-        f"<t:OriginalStart>{ews_dt(original)}</t:OriginalStart></t:{tag}>"
-    )
 
 
 def _tz(tag: str, zone: str) -> str:
@@ -289,7 +240,7 @@ _PARTS: list[tuple[str, Callable[[Item, _View], str]]] = [
     ("calendar:AppointmentSequenceNumber",
      _simple("AppointmentSequenceNumber", lambda i: i.sequence)),
     ("calendar:AppointmentState", _state),
-    ("*master", lambda i, v: _master_parts(i, v.shape.fields)
+    ("*master", lambda i, v: master_parts(i, v.shape.fields)
      if v.kind == "RecurringMaster" else ""),
     ("calendar:StartTimeZone", lambda i, v: _tz("StartTimeZone", i.start_tz)),
     ("calendar:EndTimeZone", lambda i, v: _tz("EndTimeZone", i.end_tz)),
@@ -306,73 +257,23 @@ def render_item(
     tag: str = "CalendarItem",
 ) -> str:
     """One `<t:CalendarItem>`; `kind` overrides CalendarItemType (for expanded occurrences)."""
-    view = _View(shape, mailbox, kind or item.kind, allow_body)
+    kind = kind or item.kind
+    key = (shape.key(), item.item_id, item.change_key, kind, allow_body, tag)
+    cache = item.xml_cache
+    if cache is not None and key in cache:
+        return cache[key]
+    view = _View(shape, mailbox, kind, allow_body)
     parts = [f'<t:{tag}><t:ItemId Id="{esc(item.item_id)}" ChangeKey="{esc(item.change_key)}"/>']
     parts += [render(item, view) for render in shape.renderers()]
     parts.append(f"</t:{tag}>")
-    return "".join(parts)
-
-
-def _master_parts(item: Item, f: frozenset[str]) -> str:
-    if item.recurrence is None:
-        return ""
-    out: list[str] = []
-    if "calendar:Recurrence" in f:
-        out.append(recurrence_xml(item.recurrence, item.start_tz))
-    every = item.occurrence_starts()
-    starts = [s for s in every if s not in item.deleted]
-    length = item.end - item.start
-    ends = (("FirstOccurrence", 0), ("LastOccurrence", -1))
-    for tag, pos in ends:
-        if not starts or f"calendar:{tag}" not in f:
-            continue
-        if tag == "LastOccurrence" and item.recurrence.end == "none":
-            continue
-        original = starts[pos]
-        exc = item.exceptions.get(original)
-        start = exc.start if exc else original
-        end = exc.end if exc else original + length
-        oid = exc.item_id if exc else occurrence_id(item, every.index(original) + 1)
-        out.append(_occurrence(tag, (oid, item.change_key), start, end, original))
-    if "calendar:ModifiedOccurrences" in f and item.exceptions:
-        occ = "".join(
-            _occurrence("Occurrence", (x.item_id, x.change_key), x.start, x.end, orig)
-            for orig, x in sorted(item.exceptions.items())
-        )
-        out.append(f"<t:ModifiedOccurrences>{occ}</t:ModifiedOccurrences>")
-    if "calendar:DeletedOccurrences" in f and item.deleted:
-        occ = "".join(
-            f"<t:DeletedOccurrence><t:Start>{ews_dt(d)}</t:Start></t:DeletedOccurrence>"
-            for d in item.deleted
-        )
-        out.append(f"<t:DeletedOccurrences>{occ}</t:DeletedOccurrences>")
-    return "".join(out)
-
-
-def occurrence_id(master: Item, index: int, original: dt.datetime | None = None) -> str:
-    """The ItemId of an occurrence: the master's id with the instance index (an exception made
-    from the occurrence keeps this id, as in Exchange)."""
-    raw = master.item_id.encode() + b"\x00" + index.to_bytes(4, "big")
-    return OCCURRENCE_PREFIX + base64.b64encode(raw).decode()
-
-
-def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
-    if not item_id.startswith(OCCURRENCE_PREFIX):
-        return None
-    try:
-        raw = base64.b64decode(item_id[len(OCCURRENCE_PREFIX) :], validate=True)
-    except ValueError:
-        return None
-    if len(raw) < 6 or raw[-5] != 0:
-        return None
-    return raw[:-5].decode(errors="replace"), int.from_bytes(raw[-4:], "big")
+    xml = "".join(parts)
+    if cache is None or len(cache) >= 4:  # a few shapes per item; older ChangeKeys drop out
+        cache = item.xml_cache = {}
+    cache[key] = xml
+    return xml
 
 
 def _strip_html(html: str) -> str:
     import re
 
     return re.sub(r"<[^>]+>", "", html)
-
-
-def local_midnight(day: dt.date, zone: str) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), zoneinfo_for_windows(zone)).astimezone(dt.UTC)

@@ -144,7 +144,8 @@ def test_a_stale_change_key_is_a_conflict_resolved_by_policy(policy, winner) -> 
         report = world.sync()
     world.exchange.fetch_changes = real_fetch  # type: ignore[method-assign]
     assert report.conflicts == 1
-    assert [e for e in logs if e["event"] == "conflict"][0]["winner"] in ("exchange", "local")
+    logged = next(e for e in logs if e["event"] == "conflict")
+    assert logged["winner"] == ("exchange" if winner == "outlook" else "local")
     assert all("body" not in e and "subject" not in e for e in logs)
     world.sync()
     assert world.local_rows()[cid].location == winner

@@ -1,0 +1,204 @@
+"""The body of a mailbox's scheduler job: gate, run, decide when next, record.
+
+``MailboxRunner(address)`` is what ``MailboxJobs`` calls on a worker thread. It
+
+1. looks the mailbox up in the current configuration (None = it was removed: drop the job);
+2. asks the tenant gate: a throttled tenant defers the run to the end of its back-off, a paused
+   tenant (credentials refused) to its next probe; a deferred job is not a run, so it logs no
+   canonical line, but the mailbox row shows ``paused`` with the reason;
+3. runs one sync through ``scheduler.worker.run_mailbox`` (exactly one ``sync_finished`` or
+   ``sync_failed``) under the mailbox's store lock, with the daemon's stop flag checked between
+   pages;
+4. decides the next run with the pure policy, updates the tenant gate (throttle, pause, resume)
+   and records the outcome and the next due time in the store (``calsync status`` reads them).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from calsync.daemon.reload import Generation
+from calsync.daemon.runtime import record_outcome
+from calsync.errors import CalsyncError, StoreError
+from calsync.model import Mailbox, SyncReport
+from calsync.scheduler.policy import Decision, OutcomeKind, classify, next_due
+from calsync.scheduler.tenants import Gate, TenantGates
+from calsync.scheduler.worker import RunOutcome, run_mailbox
+from calsync.store.api import MailboxStatus
+from calsync.sync.engine import run_sync
+
+log = structlog.get_logger("calsync.daemon")
+
+
+class MailboxRunner:
+    def __init__(
+        self,
+        current: Callable[[], Generation],
+        gates: TenantGates,
+        *,
+        stop: threading.Event,
+        random: Callable[[], float],
+        clock: Callable[[], datetime],
+        on_resume: Callable[[str], None],
+    ) -> None:
+        self._current = current
+        self._gates = gates
+        self._stop = stop
+        self._random = random
+        self._clock = clock
+        self._on_resume = on_resume
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._marked_paused: set[str] = set()
+
+    def seed(self, statuses: list[MailboxStatus]) -> None:
+        with self._lock:
+            self._failures.update({s.address: s.consecutive_failures for s in statuses})
+
+    def __call__(self, address: str) -> datetime | None:
+        generation = self._current()
+        mailbox = generation.mailboxes.get(address)
+        if mailbox is None:
+            return None
+        now = self._clock()
+        gate = self._gates.check(mailbox.tenant, now)
+        if gate is not None:
+            return self._defer(generation, mailbox, gate, now)
+        decided: list[Decision] = []
+
+        def retry_in_s(outcome: RunOutcome) -> float:
+            decided.append(self._decide(generation, outcome))
+            return round(decided[-1].delay_s, 1)
+
+        outcome = run_mailbox(
+            mailbox,
+            lambda mb: self._sync(generation, mb),
+            requests=lambda: generation.runtime.exchange.request_count(mailbox),
+            retry_in_s=retry_in_s,
+        )
+        decision = decided[-1] if decided else self._decide(generation, outcome)
+        self._after(generation, mailbox, outcome, decision)
+        return decision.due
+
+    # --- one run --------------------------------------------------------------------------------
+
+    def _sync(self, generation: Generation, mailbox: Mailbox) -> SyncReport:
+        runtime = generation.runtime
+        try:
+            with runtime.store.mailbox_lock(mailbox.address):
+                return run_sync(
+                    mailbox,
+                    runtime.exchange,
+                    runtime.store,
+                    clock=runtime.clock,
+                    should_stop=self._stop.is_set,
+                )
+        except CalsyncError:
+            raise
+        except Exception as exc:  # a bug met by one mailbox: report it, keep the others going
+            log.exception("sync_internal_error", error=f"{type(exc).__name__}: {exc}")
+            raise CalsyncError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                error_code="internal_error",
+                hint="this is a bug in calsync; please report it with this log line",
+            ) from exc
+
+    def _decide(self, generation: Generation, outcome: RunOutcome) -> Decision:
+        kind, retry_after = classify(outcome.error)
+        with self._lock:
+            failures = 0 if outcome.ok else self._failures.get(outcome.mailbox, 0) + 1
+        return next_due(
+            kind,
+            now=self._clock(),
+            consecutive_failures=failures,
+            timing=generation.timing,
+            random=self._random,
+            retry_after=retry_after,
+        )
+
+    def _after(
+        self, generation: Generation, mailbox: Mailbox, outcome: RunOutcome, decision: Decision
+    ) -> None:
+        tenant, now = mailbox.tenant, self._clock()
+        kind, retry_after = classify(outcome.error)
+        with self._lock:
+            if outcome.ok:
+                self._failures[mailbox.address] = 0
+                self._marked_paused.discard(mailbox.address)
+            else:
+                self._failures[mailbox.address] = self._failures.get(mailbox.address, 0) + 1
+        if outcome.ok and tenant in self._gates.paused() and self._gates.resume(tenant):
+            log.info("tenant_resumed", tenant=tenant, reason="a probe run succeeded")
+            self._on_resume(tenant)
+        elif kind is OutcomeKind.THROTTLED:
+            back_off = retry_after if retry_after else generation.timing.base_backoff
+            if self._gates.throttle(tenant, now + timedelta(seconds=back_off)):
+                log.warning(
+                    "tenant_throttled",
+                    tenant=tenant,
+                    mailbox=mailbox.address,
+                    back_off_s=round(back_off, 1),
+                    error_code=outcome.error_code,
+                )
+        elif kind is OutcomeKind.AUTH and outcome.error is not None:
+            error = outcome.error
+            if self._gates.pause(
+                tenant, error_code=error.error_code, message=str(error), hint=error.hint, now=now
+            ):
+                log.error(
+                    "tenant_paused",
+                    tenant=tenant,
+                    error_code=error.error_code,
+                    error=str(error),
+                    hint=error.hint,
+                    retry_in_s=self._gates.auth_retry_s,
+                )
+            with self._lock:
+                self._marked_paused.add(mailbox.address)
+        try:
+            record_outcome(generation.runtime, outcome)
+            generation.runtime.store.set_next_due(mailbox.address, decision.due)
+        except StoreError as exc:
+            log.error("store_error", error=str(exc), mailbox=mailbox.address)
+
+    # --- not now --------------------------------------------------------------------------------
+
+    def _defer(
+        self, generation: Generation, mailbox: Mailbox, gate: Gate, now: datetime
+    ) -> datetime:
+        """Move the job past the gate, spread out so the tenant's mailboxes do not all return at
+        the same instant."""
+        window = max(1.0, (gate.until - now).total_seconds())
+        if gate.reason == "paused":
+            window = max(1.0, float(generation.timing.poll_jitter))
+        due = gate.until + timedelta(seconds=self._random() * window)
+        store = generation.runtime.store
+        try:
+            pause = gate.pause
+            with self._lock:
+                mark = pause is not None and mailbox.address not in self._marked_paused
+                if mark:
+                    self._marked_paused.add(mailbox.address)
+            if mark and pause is not None:
+                store.record_run_failure(
+                    mailbox.address,
+                    now,
+                    pause.error_code,
+                    f"tenant {mailbox.tenant} paused: {pause.message}",
+                    paused=True,
+                )
+            store.set_next_due(mailbox.address, due)
+        except StoreError as exc:
+            log.error("store_error", error=str(exc), mailbox=mailbox.address)
+        log.debug(
+            "sync_deferred",
+            mailbox=mailbox.address,
+            tenant=mailbox.tenant,
+            reason=gate.reason,
+            due=due.isoformat(),
+        )
+        return due

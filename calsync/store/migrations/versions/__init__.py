@@ -1,0 +1,3 @@
+"""Alembic revisions of the calsync store (a package so that wheels ship it)."""
+
+from __future__ import annotations
