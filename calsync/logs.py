@@ -198,13 +198,22 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    lib_numeric = _LEVELS.get((library_level or "warning").lower(), logging.WARNING)
+    # at level "debug" the libraries' debug logs come too (still redacted); otherwise warnings
+    default_library = "debug" if numeric == logging.DEBUG else "warning"
+    lib_numeric = _LEVELS.get((library_level or default_library).lower(), logging.WARNING)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, lib_numeric))
-    # exchangelib's debug loggers dump whole SOAP documents, event bodies included; calsync's own
+    # exchangelib's and requests-oauthlib's debug loggers dump whole SOAP documents, event bodies included; calsync's own
     # ews_request/ews_response events ([logging] ews_protocol_debug) replace them, redacted.
-    for name in ("exchangelib.util", "exchangelib.services", "exchangelib.protocol"):
+    for name in (
+        "exchangelib.util",
+        "exchangelib.services",
+        "exchangelib.protocol",
+        "requests_oauthlib",
+    ):
         logging.getLogger(name).setLevel(max(logging.INFO, numeric, lib_numeric))
+    # SQLAlchemy logs SQL parameters (event bodies) at INFO: warnings only, whatever the level
+    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, numeric))
 
 
 def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:

@@ -83,10 +83,11 @@ class MailboxJobs:
         if self._scheduler.running:
             self._scheduler.pause()
 
-    def shutdown(self) -> None:
-        """Stop the scheduler without waiting: queued runs see the stop flag and return."""
+    def shutdown(self, *, wait: bool = False) -> None:
+        """Stop the scheduler (by default without waiting: queued runs see the stop flag and
+        return at once)."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=wait)
 
     def alive(self) -> bool:
         """The scheduler's thread is still dispatching (False after a crash of that thread)."""
@@ -183,13 +184,14 @@ class MailboxJobs:
             self._stop.set()
             raise
         finally:
+            # under the lock, so a make_due_now() racing with the end of the run is not lost
             with self._lock:
-                self._running.pop(address, None)
                 again = address in self._rearm
                 self._rearm.discard(address)
+                if self.fatal is None and when is None:
+                    self.remove(address)
+                elif when is not None and not self._stop.is_set():
+                    self.reschedule(address, self._clock() if again else when)
+                self._running.pop(address, None)
                 self.runs += 1
                 self._lock.notify_all()
-        if when is not None and not self._stop.is_set():
-            self.reschedule(address, self._clock() if again else when)
-        elif when is None:
-            self.remove(address)

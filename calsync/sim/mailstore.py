@@ -156,6 +156,8 @@ class Mailbox:
         self._log_ids: list[str] = []
         self.seq = 0
         self.generation = 1
+        # sync states of another simulator (or an earlier run) are invalid: its items differ
+        self.instance = os.urandom(4).hex()
         self.listeners: list[Listener] = []
         digest = hashlib.sha1(address.lower().encode(), usedforsecurity=False).digest()
         self.root_id = "AQMk" + base64.b64encode(b"root" + digest).decode()
@@ -263,7 +265,7 @@ class Mailbox:
     # sync -----------------------------------------------------------------------------------
 
     def sync_token(self, seq: int) -> str:
-        raw = f"SIMSYNC1|{self.calendar_id}|{self.generation}|{seq}"
+        raw = f"SIMSYNC1|{self.calendar_id}|{self.instance}.{self.generation}|{seq}"
         return base64.b64encode(raw.encode()).decode()
 
     def parse_sync_token(self, token: str) -> int:
@@ -272,7 +274,11 @@ class Mailbox:
             value = int(seq)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SyncStateError("unreadable sync state") from exc
-        if magic != "SIMSYNC1" or folder != self.calendar_id or int(gen) != self.generation:
+        if (
+            magic != "SIMSYNC1"
+            or folder != self.calendar_id
+            or gen != f"{self.instance}.{self.generation}"
+        ):
             raise SyncStateError("sync state of another folder or an invalidated one")
         if value > self.seq or value < 0:
             raise SyncStateError("sync state from the future")

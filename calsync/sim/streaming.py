@@ -208,6 +208,7 @@ class Hub:
         except EwsError as err:
             extra = "".join(f"<t:SubscriptionId>{b}</t:SubscriptionId>" for b in bad)
             inner = f"<m:ErrorSubscriptionIds>{extra}</m:ErrorSubscriptionIds>" if extra else ""
+            inner += "<m:ConnectionStatus>Closed</m:ConnectionStatus>"  # as documented
             body = response("GetStreamingEvents", [error("GetStreamingEvents", err, inner)])
             return web.Response(body=body, content_type="text/xml", charset="utf-8")
         conn = Connection(subs=subs, request=request)

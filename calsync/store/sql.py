@@ -3,7 +3,7 @@
 Public API (besides ``ports.Store``; the operational API lives in ``sql_ops.SqlOps``):
 
 - ``SqlStore(url, *, clock=None, upgrade=False)``: open the store (``upgrade=True`` first runs
-  the migrations); ``close()`` disposes of the connection pool.
+  the migrations); ``close()`` releases its locks and disposes of the connection pool.
 - ``transaction()``: a ``SqlTransaction`` (``ports.StoreTransaction``); its writes are calsync's
   own (never reported by ``local_changes``), the instances of every event it touched are rebuilt
   before it commits, and any exception rolls all of it back.
@@ -92,7 +92,7 @@ class SqlStore(SqlOps, SqlCoordination):
         return self._engine
 
     def close(self) -> None:
-        self._close_probe()
+        self._close_sessions()
         self._engine.dispose()
 
     # --- connections ----------------------------------------------------------------------------

@@ -210,7 +210,10 @@ class SqlCoordination(ABC):
             self._probe = conn
         return self._probe
 
-    def _close_probe(self) -> None:
+    def _close_sessions(self) -> None:
+        """Release every lock this store holds and close its dedicated connections."""
+        for lock in list(self._held.values()):
+            lock.release()
         if self._lock_conn is not None:  # closing the session frees its advisory locks
             self._lock_conn.close()
             self._lock_conn = None

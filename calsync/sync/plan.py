@@ -139,6 +139,10 @@ def plan(
         if recovered is not None:
             actions.append(Relink(recovered))
             link = recovered
+            if cid not in local_events and change.item and policy.direction.writes_exchange:
+                # pushed, then deleted by the application before the push was committed
+                actions.append(ExchangeDelete(cid, change.item.ref))
+                continue
         if link is None and change.is_delete:
             continue  # an item deleted before calsync ever linked it
         deleted = cid in pending and pending[cid].is_delete
@@ -191,8 +195,10 @@ def _identify(
         known = links.get(stamp)
         if known is None or known.item_id is None:
             if stamp in rows or stamp in pending:
-                # created by a push that crashed before its commit: link it, never duplicate
-                return stamp, None, synced_link(stamp, item)
+                # created by a push that crashed before its commit: link it, never duplicate.
+                # What was pushed is unknown (the row may have changed since, and the item
+                # too): both sides count as changed, equal contents make it a plain link.
+                return stamp, None, Link(stamp, item.ref.item_id, None, None, None)
             return stamp, None, None
         if known.item_id in deleted:
             return stamp, known, None  # the re-created replacement of a deleted item

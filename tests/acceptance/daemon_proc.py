@@ -38,7 +38,7 @@ class Proc:
     def __init__(self, args: Sequence[str], *, cwd: Path | None = None) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.popen = subprocess.Popen(
-            [sys.executable, "-c", "import sys,runpy,exchangelib.protocol as p; p.Protocol.decrease_poolsize = lambda self: None; sys.argv=['calsync', *sys.argv[1:]]; runpy.run_module('calsync', run_name='__main__')", *args],
+            [sys.executable, "-m", "calsync", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -125,6 +125,12 @@ class Proc:
         for t in self._threads:
             t.join(timeout=5)
         return code
+
+    def close(self) -> None:
+        self.kill()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
 
     def kill(self) -> None:
         if self.popen.poll() is None:

@@ -19,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from test_store_support import (  # noqa: F401  (fixtures)
     MB,
+    FakeClock,
     clock,
     libpq_url,
     pg_schema_url,
@@ -26,7 +27,7 @@ from test_store_support import (  # noqa: F401  (fixtures)
     sqlite_template,
 )
 
-from calsync.errors import StoreError, StoreUnavailable
+from calsync.errors import LockHeld, StoreError, StoreUnavailable
 from calsync.model import SyncStatus
 from calsync.store.engine import translate
 from calsync.store.migrate import current_revision, upgrade
@@ -210,3 +211,34 @@ def test_downgrade_then_upgrade(tmp_path: Path) -> None:
     assert current_revision(url) is None
     upgrade(url)
     assert current_revision(url) == "0001"
+
+
+def test_lock_held_across_store_instances(sql_store: SqlStore, clock: FakeClock) -> None:
+    other = SqlStore(sql_store.engine.url.render_as_string(hide_password=False), clock=clock)
+    try:
+        lock = sql_store.mailbox_lock(MB)
+        with pytest.raises(LockHeld):
+            other.mailbox_lock(MB)
+        lock.release()
+        other.mailbox_lock(MB).release()
+        store_lock = other.store_lock()
+        other.close()  # a closed (or dead) owner no longer holds its locks
+        del store_lock
+        sql_store.store_lock().release()
+    finally:
+        other.close()
+
+
+def test_sqlite_lock_of_dead_process_is_taken_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'calsync.db'}"
+    store = SqlStore(url, upgrade=True)
+    try:
+        with app_connection(store) as conn:
+            conn.execute(
+                "INSERT INTO locks VALUES ('store', 'x', 2147483646, ?, '2026-01-01T00:00:00Z', "
+                "'2999-01-01T00:00:00Z')",
+                (__import__("socket").gethostname(),),
+            )
+        store.store_lock().release()
+    finally:
+        store.close()

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import HealthCheck, settings
+
 from calsync.memory_exchange import MemoryExchange
 from calsync.model import (
     ConflictPolicy,
@@ -149,3 +151,15 @@ class World:
             dict(state.links.get(ADDRESS, {})),
             {i: (x.ref, x.data) for i, x in self.items().items()},
         )
+
+
+# the fixed CI profile: deterministic, bounded (about 30 s for the three directions)
+MACHINE_SETTINGS = settings(
+    max_examples=300,
+    stateful_step_count=40,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    print_blob=True,
+)

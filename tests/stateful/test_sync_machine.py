@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from machine_world import (
     ADDRESS,
+    MACHINE_SETTINGS,
     Crash,
     World,
     comparable,
@@ -105,9 +105,9 @@ class SyncMachine(RuleBasedStateMachine):
         if kind == "exchange_fails":
             self.exchange_fails(operation, failure)
         elif kind == "expire":
-            self.sync_state_expires()
+            self.world.exchange.invalidate_sync_states(ADDRESS)
         else:
-            self.crash_before_next_commit()
+            self.world.store.crash_next = True
 
     def _tag(self) -> str:
         self.counter += 1
@@ -250,12 +250,6 @@ class SyncMachine(RuleBasedStateMachine):
         after = kind == "lost_reply" and writes
         self.world.exchange.fail_next(operation, error, after=after)  # type: ignore[arg-type]
 
-    def sync_state_expires(self) -> None:
-        self.world.exchange.invalidate_sync_states(ADDRESS)
-
-    def crash_before_next_commit(self) -> None:
-        self.world.store.crash_next = True
-
     # --- syncing -------------------------------------------------------------------------------
 
     @rule(verify=st.booleans())
@@ -374,8 +368,9 @@ class SyncMachine(RuleBasedStateMachine):
         """Every link joins an existing row to an existing item (or to nothing, local-only)."""
         world = self.world
         rows, items = world.rows(), world.items()
+        tags = self._tags_by_id()
         for cid, link in world.store.all_links(ADDRESS).items():
-            if cid in rows and tag_of(rows[cid].data) in self.tainted:
+            if tags.get(cid) in self.tainted:
                 continue
             assert cid in rows, f"link without a row: {link}"
             assert link.item_id is None or link.item_id in items, f"link without item: {link}"
@@ -389,16 +384,6 @@ class PushMachine(SyncMachine):
     direction = Direction.PUSH
 
 
-# the fixed CI profile: deterministic, bounded (about 30 s for the three directions)
-MACHINE_SETTINGS = settings(
-    max_examples=300,
-    stateful_step_count=40,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    print_blob=True,
-)
 TestTwoWay = SyncMachine.TestCase
 TestTwoWay.settings = MACHINE_SETTINGS
 TestPull = PullMachine.TestCase

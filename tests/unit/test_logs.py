@@ -76,7 +76,7 @@ def test_calsync_events_never_show_secrets(output: io.StringIO, emit: object) ->
         "msal",
         "exchangelib.folders",
         "urllib3.connectionpool",
-        "requests_oauthlib.oauth2_session",
+        "oauthlib.oauth2",
         "apscheduler.scheduler",
     ],
 )

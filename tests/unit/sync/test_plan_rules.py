@@ -12,6 +12,7 @@ from calsync.model import (
     ConflictPolicy,
     Direction,
     ExchangeChange,
+    Link,
     LocalChange,
     SyncStatus,
 )
@@ -47,17 +48,24 @@ def test_crash_recovered_create_is_linked_not_duplicated() -> None:
     rows = {"c1": row("c1", BASE, status=SyncStatus.PENDING)}
     pending = [LocalChange("c1", rows["c1"], 1)]
     result = plan([ExchangeChange("i1", stamped)], pending, {}, rows, policy())
-    assert result.actions == (Relink(synced_link("c1", stamped)),)
+    assert result.actions == (
+        Relink(Link("c1", "i1", None, None, None)),
+        Relink(synced_link("c1", stamped)),
+    )
+    assert not [a for a in result if isinstance(a, LocalCreate | ExchangeCreate)]
 
 
-def test_crash_recovered_create_of_a_row_edited_since_pushes_the_edit() -> None:
+@pytest.mark.parametrize("conflict", [ConflictPolicy.EXCHANGE_WINS, ConflictPolicy.LOCAL_WINS])
+def test_crash_recovered_create_that_differs_from_its_row_is_a_conflict(conflict) -> None:
+    # what was pushed before the crash is unknown: the row or the item may have changed since
     stamped = item("i1", "ck1", BASE, calsync_id="c1")
     rows = {"c1": row("c1", EDITED)}
-    result = plan([ExchangeChange("i1", stamped)], [], {}, rows, policy())
-    assert result.actions == (
-        Relink(synced_link("c1", stamped)),
-        ExchangeUpdate("c1", stamped.ref, EDITED),
-    )
+    result = plan([ExchangeChange("i1", stamped)], [], {}, rows, policy(conflict=conflict))
+    assert [type(a) for a in result] == [
+        Relink,
+        Conflict,
+        ExchangeUpdate if conflict is ConflictPolicy.LOCAL_WINS else LocalUpdate,
+    ]
 
 
 def test_crash_recovered_create_of_a_row_deleted_since_is_deleted() -> None:
