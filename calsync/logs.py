@@ -203,8 +203,9 @@ def configure(
     lib_numeric = _LEVELS.get((library_level or default_library).lower(), logging.WARNING)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, lib_numeric))
-    # exchangelib's and requests-oauthlib's debug loggers dump whole SOAP documents, event bodies included; calsync's own
-    # ews_request/ews_response events ([logging] ews_protocol_debug) replace them, redacted.
+    # exchangelib's and requests-oauthlib's debug loggers dump whole SOAP documents, event
+    # bodies included; calsync's own ews_request/ews_response events ([logging]
+    # ews_protocol_debug) replace them, redacted.
     for name in (
         "exchangelib.util",
         "exchangelib.services",
