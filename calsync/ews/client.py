@@ -167,6 +167,16 @@ class CalsyncProtocol(Protocol):  # type: ignore[misc]
         session.cookies = cookieless_jar()
         return session
 
+    def decrease_poolsize(self) -> None:
+        """Keep the pool as configured.
+
+        exchangelib shrinks the pool on ErrorServerBusy / ErrorExceededConnectionCount while
+        holding its (non-reentrant) pool lock and then asks for a session, which can call
+        ``increase_poolsize`` and take the same lock: with every session checked out by other
+        threads, the whole tenant deadlocks. calsync backs off per mailbox and tenant itself
+        and bounds the pool with ``max_connections``, so shrinking is not needed.
+        """
+
 
 @dataclass(frozen=True, slots=True)
 class EwsSettings:
