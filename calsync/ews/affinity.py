@@ -26,6 +26,7 @@ from typing import Any
 from exchangelib import Configuration
 from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
 from exchangelib.services.common import EWSAccountService
+from exchangelib.util import MNS, TNS
 
 from calsync.ews.client import CalsyncProtocol, CalsyncRetryPolicy, EwsClient
 
@@ -80,6 +81,7 @@ class GroupGetStreamingEvents(_GroupAffinity, GetStreamingEvents):  # type: igno
         self._abort_lock = threading.Lock()
         self._aborted = False
         self._response: Any = None
+        self.error_subscription_ids: list[str] = []  # of the last document with an error
 
     @property
     def aborted(self) -> bool:
@@ -103,6 +105,14 @@ class GroupGetStreamingEvents(_GroupAffinity, GetStreamingEvents):  # type: igno
         return response
 
     def _get_element_container(self, message: Any, name: Any = None) -> Any:
+        # exchangelib reads these ids in the messages namespace only; the schema's type puts
+        # SubscriptionId in the types namespace: read both
+        self.error_subscription_ids = [
+            str(node.text)
+            for ns in (MNS, TNS)
+            for node in message.iterfind(f"{{{MNS}}}ErrorSubscriptionIds/{{{ns}}}SubscriptionId")
+            if node.text
+        ]
         result = super()._get_element_container(message=message, name=name)
         if self.on_document is not None:  # no error in this document: connected, or a heartbeat
             self.on_document()

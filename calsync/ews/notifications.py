@@ -86,9 +86,11 @@ class EwsEventStream:
             backend.client.call(self._anchor, consume, retry_throttled=False)
         except CalsyncError as error:
             if error.error_code in LOST_CODES:
+                with self._lock:
+                    named = list(self._service.error_subscription_ids) if self._service else []
                 raise SubscriptionLost(
                     str(error),
-                    subscription_ids=lost_subscription_ids(str(error)),
+                    subscription_ids=named or lost_subscription_ids(str(error)),
                     error_code=error.error_code,
                 ) from None
             raise

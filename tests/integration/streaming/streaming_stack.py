@@ -72,7 +72,9 @@ def streaming(
     client = client or client_for(sim)
     values: dict[str, Any] = {"connection_timeout": 60, "notification_debounce_ms": 100}
     values.update(settings)
-    source = StreamingNotificationSource({client.tenant: client}, changes, SupervisorSettings(**values))
+    source = StreamingNotificationSource(
+        {client.tenant: client}, changes, SupervisorSettings(**values)
+    )
     source.update_mailboxes(mailboxes)
     source.start()
     try:
@@ -83,6 +85,13 @@ def streaming(
             client.close()
 
 
-def wait_subscribed(source: StreamingNotificationSource, count: int, timeout: float = 30.0) -> None:
+def wait_subscribed(
+    source: StreamingNotificationSource, count: int, changes: Changes | None = None,
+    timeout: float = 30.0,
+) -> None:  # fmt: skip
+    """Every mailbox subscribed on an open connection (and, with ``changes``, its catch-up
+    on_change delivered, so that a later edit is not folded into that one)."""
     ok = source.wait_for(lambda c: c.subscribed == count and c.connections == c.groups, timeout)
     assert ok, source.counts()
+    if changes is not None:
+        assert changes.wait(lambda c: len(c.of("subscribed")) >= count, timeout)
