@@ -17,13 +17,14 @@ import pytest
 from calsync.cli import main
 from calsync.sim import SimHandle, start_in_thread
 
-EVENTS = 40
+MAILBOXES = 20
+EVENTS = 15
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
     with start_in_thread(
-        tmp_path_factory.mktemp("sim"), mailboxes=2, events_per_mailbox=EVENTS, seed=7
+        tmp_path_factory.mktemp("sim"), mailboxes=MAILBOXES, events_per_mailbox=EVENTS, seed=7
     ) as handle:
         yield handle
 
@@ -117,3 +118,61 @@ def test_an_idle_second_sync_costs_one_request_and_changes_nothing(
         assert entry["local"] == {"create": 0, "update": 0, "delete": 0}
         assert entry["exchange"] == {"create": 0, "update": 0, "delete": 0}
         assert sim.admin.stats()["by_mailbox"][mailbox] == {"SyncFolderItems": 1}
+
+
+def test_edits_on_both_sides_converge_in_one_run(
+    sim: SimHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outlook edits (admin API) and application edits (plain SQL) meet after one sync."""
+    state = Path(sim.info["ca_file"]).parent
+    config, db = state / "calsync.toml", state / "calsync.db"
+    sync(config, capsys)
+    mailbox = sim.info["tenants"][0]["mailboxes"][5]
+    singles = [
+        i
+        for i in sim.admin.events(mailbox)
+        if i["recurrence"] is None and i["series_item_id"] is None
+    ]
+    outlook_edit, outlook_delete, app_edit, app_delete = singles[:4]
+    sim.admin.patch_event(mailbox, outlook_edit["item_id"], subject="Moved by Outlook")
+    sim.admin.delete_event(mailbox, outlook_delete["item_id"])
+    created = sim.admin.create_event(
+        mailbox,
+        subject="New in Outlook",
+        start="2026-12-10T09:00:00+01:00",
+        end="2026-12-10T10:00:00+01:00",
+        timezone="Europe/Berlin",
+    )
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE events SET subject = 'Renamed by the app' WHERE uid = ? AND series_id IS NULL",
+            (app_edit["uid"],),
+        )
+        conn.execute("DELETE FROM events WHERE uid = ? AND series_id IS NULL", (app_delete["uid"],))
+        conn.execute(
+            "INSERT INTO events (mailbox, subject, starts_at, ends_at) VALUES "
+            "(?, 'Inserted by the app', '2026-12-11T08:00:00Z', '2026-12-11T09:00:00Z')",
+            (mailbox,),
+        )
+    report = sync(config, capsys)[mailbox]
+    assert report["local"] == {"create": 1, "update": 1, "delete": 1}
+    assert report["exchange"] == {"create": 1, "update": 1, "delete": 1}
+
+    items = {i["subject"]: i for i in sim.admin.events(mailbox) if i["series_item_id"] is None}
+    local = {r["subject"]: r for r in rows(db, mailbox) if r["series_id"] is None}
+    assert set(items) == set(local)
+    assert {
+        "Moved by Outlook",
+        "New in Outlook",
+        "Renamed by the app",
+        "Inserted by the app",
+    } <= set(items)
+    assert outlook_delete["subject"] not in local or outlook_delete["subject"] in {
+        i["subject"] for i in items.values() if i["item_id"] != outlook_delete["item_id"]
+    }
+    assert app_delete["item_id"] not in {i["item_id"] for i in items.values()}
+    assert items["New in Outlook"]["item_id"] == created["item_id"]
+    assert (
+        items["Inserted by the app"]["extended_properties"]["calsync-id"]
+        == local["Inserted by the app"]["id"]
+    )
