@@ -41,8 +41,18 @@ CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(
         "daemon_heartbeat",
         "info",
-        ("healthy", "failing", "paused", "due", "running"),
-        "periodic summary of the mailboxes' states",
+        (
+            "healthy",
+            "failing",
+            "paused",
+            "new",
+            "due",
+            "running",
+            "paused_tenants",
+            "subscriptions",
+        ),
+        "periodic summary of the mailboxes' states; subscriptions = groups, connections, "
+        "subscribed, polled, failed, over_capacity",
     ),
     EventSpec("daemon_stopped", "info", ("reason", "exit_code"), "clean shutdown finished"),
     EventSpec("config_reloaded", "info", ("added", "removed", "changed"), "SIGHUP applied"),
@@ -120,22 +130,37 @@ CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(
         "subscription_lost",
         "warning",
-        ("tenant", "anchor", "error_code"),
-        "a streaming subscription or connection was lost; it is replaced",
+        ("tenant", "anchor", "error_code", "lost", "error"),
+        "a group's connection dropped (lost=0: it reconnects with back-off, the subscriptions "
+        "survive) or the server forgot lost subscriptions (new ones plus a catch-up sync)",
     ),
     EventSpec(
         "subscription_failed",
         "warning",
-        ("mailbox", "error_code"),
-        "a mailbox could not be subscribed; it is polled instead",
+        ("mailbox", "tenant", "error_code", "error", "hint", "retry_in_s"),
+        "a mailbox could not be subscribed; it is polled instead and retried after retry_in_s "
+        "(without retry_in_s: a connection-level error, its group backs off and retries)",
     ),
     EventSpec(
         "subscription_capacity_exceeded",
         "warning",
-        ("tenant", "polled"),
-        "more mailboxes than connections x subscriptions per connection",
+        ("tenant", "polled", "capacity"),
+        "more mailboxes than connections x subscriptions per connection (logged once)",
     ),
-    EventSpec("notification", "debug", ("mailbox",), "Exchange reported a change"),
+    EventSpec("notification", "debug", ("mailbox", "tenant"), "Exchange reported a change"),
+    EventSpec(
+        "subscription_internal_error",
+        "error",
+        ("tenant", "mailbox", "error"),
+        "a bug in the streaming notifications (traceback attached); the group backs off and "
+        "goes on, polling covers its mailboxes meanwhile",
+    ),
+    EventSpec(
+        "unsubscribe_failed",
+        "debug",
+        ("tenant", "error_code"),
+        "an Unsubscribe failed; the subscription expires on its own within 30 minutes",
+    ),
     EventSpec(
         "secret_expiring",
         "warning",

@@ -44,8 +44,10 @@ class MailboxRunner:
         random: Callable[[], float],
         clock: Callable[[], datetime],
         on_resume: Callable[[str], None],
+        subscription_healthy: Callable[[str], bool] = lambda _address: False,
     ) -> None:
         self._current = current
+        self._subscription_healthy = subscription_healthy
         self._gates = gates
         self._stop = stop
         self._random = random
@@ -118,6 +120,7 @@ class MailboxRunner:
             timing=generation.timing,
             random=self._random,
             retry_after=retry_after,
+            subscription_healthy=self._subscription_healthy(outcome.mailbox),
         )
 
     def _after(

@@ -5,7 +5,7 @@ The daemon and ``calsync sync --once`` / ``calsync check`` share this wiring.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +16,11 @@ from calsync.errors import CalsyncError, ConfigError, LockHeld
 from calsync.ews.calendar import EwsExchangeSide
 from calsync.ews.client import EwsClient, EwsSettings
 from calsync.ews.diagnostics import CheckReport, TenantTarget, check_all
+from calsync.graph import GraphClient, GraphExchangeSide, GraphSettings
+from calsync.graph.migrate import RelinkingSide
 from calsync.logs import register_secrets
-from calsync.model import Mailbox, SyncReport
+from calsync.model import EventData, ExchangeItem, ExchangePage, ItemRef, Mailbox, SyncReport
+from calsync.ports import ExchangeSide, Store
 from calsync.scheduler.worker import RunOutcome, run_mailbox
 from calsync.store.sql import SqlStore
 from calsync.sync.engine import run_sync
@@ -91,10 +94,13 @@ class Runtime:
     store: SqlStore
     providers: dict[str, TokenProvider]
     clients: dict[str, EwsClient]
-    exchange: EwsExchangeSide
+    exchange: ExchangeSide
     clock: SystemClock = field(default_factory=SystemClock)
+    graph_clients: dict[str, GraphClient] = field(default_factory=dict)
 
     def close(self) -> None:
+        for client in self.graph_clients.values():
+            client.close()
         self.store.close()
 
     def mailboxes(self, only: str | None = None) -> list[Mailbox]:
@@ -118,14 +124,74 @@ def tenant_clients(
 
 
 def check_apis(config: Config) -> None:
-    unsupported = [t.name for t in config.tenants.values() if t.settings.api != "ews"]
+    unsupported = [t for t in config.tenants.values() if t.settings.api not in ("ews", "graph")]
     if unsupported:
         raise ConfigError(
             [
-                f'tenants ({name}).api: "graph" is not supported by this version yet; use "ews"'
-                for name in unsupported
+                f'tenants ({t.name}).api: "{t.settings.api}": use "ews" or "graph"'
+                for t in unsupported
             ]
         )
+    no_oauth = [t.name for t in config.tenants.values() if t.settings.api == "graph" and
+                tenant_credentials(t) is None]  # fmt: skip
+    if no_oauth:
+        raise ConfigError([f"tenants ({n}).api: Graph needs app-only OAuth" for n in no_oauth])
+
+
+class TenantSides:
+    """``ports.ExchangeSide`` that hands each mailbox to its tenant's side (EWS or Graph)."""
+
+    def __init__(self, sides: dict[str, ExchangeSide]) -> None:
+        self.sides = sides
+
+    def _side(self, mailbox: Mailbox) -> ExchangeSide:
+        try:
+            return self.sides[mailbox.tenant]
+        except KeyError:
+            raise ValueError(
+                f"{mailbox.address}: no client for tenant {mailbox.tenant!r}"
+            ) from None
+
+    def fetch_changes(self, mailbox: Mailbox, sync_state: str | None) -> Iterator[ExchangePage]:
+        return self._side(mailbox).fetch_changes(mailbox, sync_state)
+
+    def create(self, mailbox: Mailbox, calsync_id: str, data: EventData) -> ItemRef:
+        return self._side(mailbox).create(mailbox, calsync_id, data)
+
+    def update(self, mailbox: Mailbox, ref: ItemRef, data: EventData) -> ItemRef:
+        return self._side(mailbox).update(mailbox, ref, data)
+
+    def delete(self, mailbox: Mailbox, ref: ItemRef) -> None:
+        self._side(mailbox).delete(mailbox, ref)
+
+    def get(self, mailbox: Mailbox, item_id: str) -> ExchangeItem | None:
+        return self._side(mailbox).get(mailbox, item_id)
+
+    def find_by_calsync_id(self, mailbox: Mailbox, calsync_id: str) -> ExchangeItem | None:
+        return self._side(mailbox).find_by_calsync_id(mailbox, calsync_id)
+
+    def request_count(self, mailbox: Mailbox) -> int:
+        return self._side(mailbox).request_count(mailbox)
+
+
+def graph_sides(
+    config: Config, providers: dict[str, TokenProvider], store: Store
+) -> tuple[dict[str, GraphClient], dict[str, ExchangeSide]]:
+    """A Graph client and side (re-linking EWS links on a mailbox's first Graph run) for each
+    tenant with ``api = "graph"``."""
+    allowed = frozenset(m.address for m in config.mailboxes if m.allow_meeting_updates)
+    clients: dict[str, GraphClient] = {}
+    sides: dict[str, ExchangeSide] = {}
+    for name, tenant in config.tenants.items():
+        s = tenant.settings
+        if s.api != "graph":
+            continue
+        ca_file = str(s.ca_file) if s.ca_file else None
+        settings = GraphSettings(tenant=name, graph_url=s.graph_url, ca_file=ca_file)
+        clients[name] = GraphClient(settings, providers[name])
+        side = GraphExchangeSide(clients[name], meeting_updates=allowed)
+        sides[name] = RelinkingSide(side, store)
+    return clients, sides
 
 
 def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
@@ -139,12 +205,19 @@ def build_runtime(config: Config, *, open_store: bool = True) -> Runtime:
         if provider is not None:
             providers[name] = provider
     store = SqlStore(config.settings.store.url, upgrade=True) if open_store else None
+    ews = EwsExchangeSide(clients)
+    exchange: ExchangeSide = ews
+    graph: dict[str, GraphClient] = {}
+    if any(t.settings.api == "graph" for t in config.tenants.values()):
+        graph, sides = graph_sides(config, providers, store)  # type: ignore[arg-type]
+        exchange = TenantSides({name: sides.get(name, ews) for name in config.tenants})
     return Runtime(
         config=config,
         store=store,  # type: ignore[arg-type]
         providers=providers,
         clients=clients,
-        exchange=EwsExchangeSide(clients),
+        exchange=exchange,
+        graph_clients=graph,
     )
 
 

@@ -39,9 +39,11 @@ from calsync.daemon.runtime import build_runtime
 from calsync.daemon.supervise import Dispatcher
 from calsync.errors import AuthError, CalsyncError
 from calsync.ews.client import EwsClient
+from calsync.ews.notifications import StreamingNotificationSource
 from calsync.scheduler.jobs import MailboxJobs
 from calsync.scheduler.tenants import TenantGates
 from calsync.store.sql_coord import SqlLock
+from calsync.subscriptions import SupervisorSettings
 
 log = structlog.get_logger("calsync.daemon")
 
@@ -83,6 +85,7 @@ class Daemon:
         self._retired: list[EwsClient] = []
         self._store_lock: SqlLock | None = None
         self.jobs: MailboxJobs | None = None
+        self.notifications: StreamingNotificationSource | None = None
         self.started = threading.Event()  # set once the daemon is up (tests, demo)
 
     # --- public ---------------------------------------------------------------------------------
@@ -152,6 +155,7 @@ class Daemon:
             random=self._rng,
             clock=self._clock,
             on_resume=self.resume_tenant_mailboxes,
+            subscription_healthy=self.subscription_healthy,
         )
         statuses = {s.address: s for s in store.mailbox_statuses()}
         runner.seed(list(statuses.values()))
@@ -174,6 +178,7 @@ class Daemon:
                 due = now + timedelta(seconds=self._rng() * settings.poll_jitter)
             self.jobs.add(mailbox.address, due)
         self.jobs.start()
+        self._start_notifications()
         store.write_heartbeat(now)
         log_expiry(config, self._today())
         log.info(
@@ -210,6 +215,27 @@ class Daemon:
                     retry_in_s=self.gates.auth_retry_s,
                 )
 
+    def _start_notifications(self) -> None:
+        """EWS streaming notifications make a changed mailbox due at once ([subscriptions])."""
+        config = self.config
+        if config.settings.subscriptions.mode != "streaming":
+            return
+        settings = SupervisorSettings.from_config(
+            config.settings.subscriptions, config.settings.daemon.notification_debounce_ms
+        )
+        source = StreamingNotificationSource(
+            self.generation.runtime.clients,
+            lambda address, _reason: self.make_due_now([address]),
+            settings,
+        )
+        source.update_mailboxes(list(self.generation.mailboxes.values()))
+        source.start()
+        self.notifications = source
+
+    def subscription_healthy(self, address: str) -> bool:
+        source = self.notifications
+        return source is not None and source.healthy(address)
+
     def resume_tenant_mailboxes(self, tenant: str) -> None:
         generation = self.generation
         self.make_due_now([m.address for m in generation.mailboxes.values() if m.tenant == tenant])
@@ -217,6 +243,10 @@ class Daemon:
     def swap_generation(self, generation: Generation, retired: list[EwsClient]) -> None:
         self._generation = generation
         self._retired.extend(retired)
+        source = self.notifications
+        if source is not None:  # new credentials rebuild that tenant's groups only
+            source.set_clients(generation.runtime.clients)
+            source.update_mailboxes(list(generation.mailboxes.values()))
 
     # --- stop -----------------------------------------------------------------------------------
 
@@ -229,6 +259,8 @@ class Daemon:
         self.notifier.stopping(f"stopping: {len(running)} running syncs to finish")
         log.info("daemon_stopping", reason=self.stop_reason, running=len(running), grace_s=grace)
         jobs.pause()
+        if self.notifications is not None:
+            self.notifications.stop()  # unsubscribes (bounded) before the clients close
         if not jobs.wait_idle(grace):
             self.abandoned = sorted(jobs.running())
             log.error("shutdown_grace_exceeded", running=self.abandoned, grace_s=grace)

@@ -143,7 +143,11 @@ class Dispatcher:
             log.error("store_error", error=str(exc), step="summary")
             return
         paused = self.d.gates.paused()
-        log.info("daemon_heartbeat", **counts, paused_tenants=sorted(paused))
+        source = self.d.notifications
+        subscriptions = source.counts().as_dict() if source is not None else {}
+        log.info(
+            "daemon_heartbeat", **counts, paused_tenants=sorted(paused), subscriptions=subscriptions
+        )
 
     def _feed_watchdog(self) -> None:
         """WATCHDOG=1 means "the dispatcher is alive and no sync ran past its hard deadline",

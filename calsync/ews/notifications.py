@@ -179,9 +179,29 @@ class StreamingNotificationSource(SubscriptionSupervisor):
         **kwargs: Any,
     ) -> None:
         settings = settings or SupervisorSettings()
+        super().__init__(self._backends_for(clients, {}, settings), on_change, settings, **kwargs)
+
+    def set_clients(self, clients: Mapping[str, EwsClient] | Iterable[EwsClient]) -> None:
+        """After a reload: tenants whose ``EwsClient`` object changed (new credentials), was
+        added or was removed get their groups rebuilt; the other tenants keep theirs."""
+        with self.lock:
+            current = {t: b for t, b in self.backends.items() if isinstance(b, EwsStreamingBackend)}
+        self.set_backends(self._backends_for(clients, current, self.settings))
+
+    @staticmethod
+    def _backends_for(
+        clients: Mapping[str, EwsClient] | Iterable[EwsClient],
+        current: Mapping[str, EwsStreamingBackend],
+        settings: SupervisorSettings,
+    ) -> dict[str, EwsStreamingBackend]:
         values = clients.values() if isinstance(clients, Mapping) else clients
-        backends = {
-            c.tenant: EwsStreamingBackend(c, max_connections=settings.max_connections)
-            for c in values
-        }
-        super().__init__(backends, on_change, settings, **kwargs)
+        backends: dict[str, EwsStreamingBackend] = {}
+        for client in values:
+            known = current.get(client.tenant)
+            if known is not None and known.client is client:
+                backends[client.tenant] = known
+            else:
+                backends[client.tenant] = EwsStreamingBackend(
+                    client, max_connections=settings.max_connections
+                )
+        return backends

@@ -15,6 +15,7 @@ from calsync.sim.adminapi import AdminApi
 from calsync.sim.core import SimCore, SimOptions
 from calsync.sim.ews.endpoint import EwsEndpoint
 from calsync.sim.files import write_state_files
+from calsync.sim.graph.endpoint import GraphEndpoint
 from calsync.sim.tls import make_ca, make_server_cert
 
 
@@ -59,6 +60,8 @@ class SimServer:
         self.ews = EwsEndpoint(self.core)
         app.add_routes(self.core.entra.routes())
         app.add_routes(self.ews.routes())
+        self.graph = GraphEndpoint(self.core)
+        app.add_routes(self.graph.routes())
         app.add_routes(self.admin.routes())
         return app
 

@@ -109,6 +109,8 @@ class SubscriptionSupervisor:
         self._numbers = 0
         self._started = False
         self._timer: threading.Thread | None = None
+        self._mailboxes: list[Mailbox] = []
+        self._old_backends: list[StreamingBackend] = []
 
     # --- ports.NotificationSource ---------------------------------------------------------------
 
@@ -141,22 +143,47 @@ class SubscriptionSupervisor:
         if self._timer is not None:
             self._timer.join(2.0)
         self._debouncer.stop()
-        for backend in self.backends.values():
+        for backend in [*self.backends.values(), *self._old_backends]:
             backend.close()
 
     def update_mailboxes(self, mailboxes: Sequence[Mailbox]) -> None:
         """The mailboxes to watch (enabled ones; those that do not read Exchange are ignored)."""
+        mailboxes = list(mailboxes)
         wanted: dict[str, list[str]] = {tenant: [] for tenant in self.backends}
         for mailbox in mailboxes:
             if mailbox.direction.reads_exchange and mailbox.tenant in wanted:
                 wanted[mailbox.tenant].append(mailbox.address.lower())
         with self.lock:
+            self._mailboxes = mailboxes
             self._wanted = wanted
             self._tenant_of = {a: t for t, addresses in wanted.items() for a in addresses}
             for address in [a for a in self._failed if a not in self._tenant_of]:
                 del self._failed[address]
             for tenant in self.backends:
                 self._replan(tenant)
+
+    def set_backends(self, backends: Mapping[str, StreamingBackend]) -> None:
+        """Tenants added or removed, or with a new backend (a reload gave the tenant new
+        credentials): their groups are rebuilt (new subscriptions, catch-up syncs); the groups
+        of the other tenants are untouched."""
+        with self.lock:
+            for tenant in set(self.backends) | set(backends):
+                old, new = self.backends.get(tenant), backends.get(tenant)
+                if old is new:
+                    continue
+                for worker in self._groups.pop(tenant, []):
+                    worker.retired = True
+                    self._retired.append(worker)
+                    worker.poke()
+                self._over.pop(tenant, None)
+                if old is not None:
+                    self._old_backends.append(old)
+                    del self.backends[tenant]
+                if new is not None:
+                    self.backends[tenant] = new
+                    self._groups[tenant] = []
+            mailboxes = self._mailboxes
+        self.update_mailboxes(mailboxes)
 
     # --- questions ------------------------------------------------------------------------------
 

@@ -277,7 +277,7 @@ class GroupWorker:
                 if group_level(error):
                     log.warning(
                         "subscription_failed", mailbox=address, tenant=self.tenant,
-                        error_code=error.error_code, error=str(error), retry="group back-off",
+                        error_code=error.error_code, error=str(error),
                     )  # fmt: skip
                     retry = error.retry_after if isinstance(error, ThrottledError) else None
                     raise _Backoff(retry) from None
@@ -301,8 +301,8 @@ class GroupWorker:
         for sub_id in leavers.values():
             self._unsubscribe(anchor, sub_id)
 
-    def _drop_all(self, deadline: float | None = None) -> None:
-        """Unsubscribe every member (best effort, until ``deadline``) and forget the anchor."""
+    def _drop_all(self, deadline: float | None = None, *, forget: bool = True) -> None:
+        """Unsubscribe every member (best effort, until ``deadline``), forget the anchor."""
         anchor = self._anchor
         with self.host.lock:
             old = list(self.subs.values())
@@ -314,7 +314,8 @@ class GroupWorker:
             if deadline is not None and self.host.clock() >= deadline:
                 break
             self._unsubscribe(anchor, sub_id)
-        self.backend.forget(anchor)
+        if forget:
+            self.backend.forget(anchor)
 
     def _unsubscribe(self, anchor: str, sub_id: str) -> None:
         try:
@@ -325,6 +326,8 @@ class GroupWorker:
     def _shutdown(self) -> None:
         self._set_connected(False)
         with self.host.lock:
-            deadline = self.host.stop_deadline if self.host.stopping else None
-        self._drop_all(deadline)
+            stopping = self.host.stopping
+            deadline = self.host.stop_deadline if stopping else None
+        # a retired group's anchor may already anchor a new group: keep its cookie then
+        self._drop_all(deadline, forget=stopping)
         self.host.state_changed()

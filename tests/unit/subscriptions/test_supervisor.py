@@ -168,3 +168,36 @@ def test_changes_record_reasons() -> None:
     changes = Changes()
     changes("a", "notification")
     assert changes.of("notification") == ["a"]
+
+
+def test_new_credentials_rebuild_only_that_tenant() -> None:
+    from subscription_fakes import FakeBackend, FakeServer
+
+    from calsync.subscriptions import SubscriptionSupervisor, SupervisorSettings
+
+    servers = {"contoso": FakeServer(), "fabrikam": FakeServer()}
+    first = {t: FakeBackend(s, t) for t, s in servers.items()}
+    changes = Changes()
+    supervisor = SubscriptionSupervisor(
+        first, changes, SupervisorSettings(notification_debounce_ms=10, stop_grace_s=1.0)
+    )
+    both = [*mailboxes(2, "contoso"), *mailboxes(2, "fabrikam")]
+    try:
+        supervisor.update_mailboxes(both)
+        supervisor.start()
+        assert supervisor.wait_for(lambda c: c.subscribed == 4 and c.connections == 2, 5)
+        assert changes.wait(lambda c: len(c.of("subscribed")) == 4)
+        kept = servers["contoso"].stream_of(both[0].address)
+        renewed = FakeBackend(servers["fabrikam"], "fabrikam")
+        supervisor.set_backends({"contoso": first["contoso"], "fabrikam": renewed})
+        fabrikam = [b.address for b in both[2:]]
+        assert changes.wait(lambda c: sorted(c.of("resubscribed")) == fabrikam)
+        assert supervisor.wait_for(lambda c: c.subscribed == 4 and c.connections == 2, 5)
+        assert servers["fabrikam"].wait_subscribed(fabrikam)  # the old ones unsubscribed
+        assert kept is not None and not kept.closed
+        supervisor.set_backends({"contoso": first["contoso"]})  # the tenant left
+        assert supervisor.wait_for(lambda c: c.subscribed == 2 and c.groups == 1, 5)
+        assert not supervisor.healthy(fabrikam[0])
+    finally:
+        supervisor.stop()
+    assert first["fabrikam"].closed and renewed.closed

@@ -1,0 +1,153 @@
+"""Issue 10's migration: 20 mailboxes synced two-way over EWS, edits on both sides, the tenant
+switched to ``api = "graph"``: the next run links every item (0 created, 0 deleted), the edits
+made meanwhile flow, and later edits flow over Graph.
+
+The daemon's SIGHUP path (``daemon/reload.py``) still builds EWS sides only, so the switch is
+driven here the way a restart does it: ``build_runtime`` on the changed configuration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calsync.config import load_config
+from calsync.daemon.runtime import Runtime, build_runtime, sync_mailboxes
+from calsync.sim import SimHandle, start_in_thread
+
+MAILBOXES = 20
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+    with start_in_thread(
+        tmp_path_factory.mktemp("sim"), mailboxes=MAILBOXES, events_per_mailbox=6, seed=11
+    ) as handle:
+        yield handle
+
+
+def run(runtime: Runtime) -> dict[str, Any]:
+    outcomes = sync_mailboxes(runtime, runtime.mailboxes(), workers=4)
+    failed = [(o.mailbox, o.error) for o in outcomes if not o.ok]
+    assert not failed, failed
+    return {o.mailbox: o.report for o in outcomes}
+
+
+def totals(reports: dict[str, Any], side: str) -> dict[str, int]:
+    out = {"create": 0, "update": 0, "delete": 0}
+    for report in reports.values():
+        for key, value in getattr(report, side).as_dict().items():
+            out[key] += value
+    return out
+
+
+def plain_rows(db: Path, mailbox: str, *, meetings: bool = False) -> list[sqlite3.Row]:
+    """Rows of single events (without attendees unless ``meetings``: Graph refuses to write
+    meetings by default)."""
+    query = "SELECT * FROM events WHERE mailbox = ? AND series_id IS NULL AND recurrence IS NULL"
+    if not meetings:
+        query += " AND (attendees IS NULL OR attendees = '[]')"
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(query + " ORDER BY id", (mailbox,)).fetchall()
+
+
+def set_subject(db: Path, row_id: str, subject: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE events SET subject = ? WHERE id = ?", (subject, row_id))
+
+
+def outlook_item(sim: SimHandle, mailbox: str, uid: str) -> dict[str, Any]:
+    return next(e for e in sim.admin.events(mailbox) if e["uid"] == uid)
+
+
+def snapshot(db: Path) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        cur = conn.execute("SELECT id, mailbox, subject, starts_at, ends_at, uid FROM events")
+        return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+
+
+def test_switching_a_tenant_from_ews_to_graph_relinks_everything(sim: SimHandle) -> None:
+    state = Path(sim.info["ca_file"]).parent
+    config_file, db = state / "calsync.toml", state / "calsync.db"
+    mailboxes = sim.info["tenants"][0]["mailboxes"]
+    assert len(mailboxes) == MAILBOXES
+
+    ews = build_runtime(load_config(config_file))
+    try:
+        run(ews)  # initial pull
+        for n, mailbox in enumerate(mailboxes):  # edits on both sides, synced over EWS
+            row = plain_rows(db, mailbox, meetings=True)[0]
+            set_subject(db, row["id"], f"local edit {n}")
+            sim.admin.create_event(mailbox, subject=f"new in Outlook {n}",
+                                   start="2027-01-05T10:00:00+00:00",
+                                   end="2027-01-05T11:00:00+00:00")  # fmt: skip
+            with sqlite3.connect(db) as conn:
+                conn.execute(
+                    "INSERT INTO events (mailbox, subject, starts_at, ends_at, timezone) "
+                    "VALUES (?, ?, '2027-01-06T09:00:00Z', '2027-01-06T10:00:00Z', "
+                    "'Europe/Berlin')",
+                    (mailbox, f"new locally {n}"),
+                )
+        first = run(ews)
+        assert totals(first, "exchange")["create"] == MAILBOXES
+        assert totals(first, "local")["create"] == MAILBOXES
+        run(ews)  # settle: our own writes read back
+        edits: dict[str, tuple[str, str]] = {}
+        for n, mailbox in enumerate(mailboxes):  # made after the last EWS sync
+            rows = plain_rows(db, mailbox)
+            local, outlook = rows[-1], rows[-2]
+            set_subject(db, local["id"], f"pending local {n}")
+            item = outlook_item(sim, mailbox, outlook["uid"])
+            sim.admin.patch_event(mailbox, item["item_id"], subject=f"pending outlook {n}")
+            edits[mailbox] = (local["uid"], outlook["id"])
+        before = snapshot(db)
+    finally:
+        ews.close()
+
+    text = config_file.read_text(encoding="utf-8").replace('api = "ews"', 'api = "graph"')
+    config_file.write_text(text, encoding="utf-8")
+    sim.admin.reset_stats()
+    graph = build_runtime(load_config(config_file))
+    try:
+        switched = run(graph)
+        assert totals(switched, "exchange") == {"create": 0, "update": MAILBOXES, "delete": 0}
+        local = totals(switched, "local")
+        assert (local["create"], local["delete"]) == (0, 0)
+        # the Outlook edits, plus at most one item per mailbox calsync pushed over EWS, whose
+        # Exchange-owned fields (organizer) EWS never read back: Graph's full round shows them
+        assert MAILBOXES <= local["update"] <= 2 * MAILBOXES
+        assert sum(r.conflicts for r in switched.values()) == 0
+        assert not [r.bad_items for r in switched.values() if r.bad_items]
+        after = snapshot(db)
+        assert set(after) == set(before)  # the same rows: nothing re-created, nothing lost
+        requests = sim.admin.stats()["requests"]
+        assert not {op for op in requests if not op.startswith("GRAPH")}  # no EWS any more
+        for n, mailbox in enumerate(mailboxes):
+            local_uid, outlook_row = edits[mailbox]
+            assert outlook_item(sim, mailbox, local_uid)["subject"] == f"pending local {n}"
+            assert after[outlook_row][1] == f"pending outlook {n}"
+            links = graph.store.all_links(mailbox)
+            assert all(
+                link.item_id and link.item_id.startswith("AAkALg") for link in links.values()
+            )
+        assert totals(run(graph), "local") == {"create": 0, "update": 0, "delete": 0}
+
+        for n, mailbox in enumerate(mailboxes):  # later edits flow over Graph
+            rows = plain_rows(db, mailbox)
+            set_subject(db, rows[0]["id"], f"graph local {n}")
+            item = outlook_item(sim, mailbox, rows[1]["uid"])
+            sim.admin.patch_event(mailbox, item["item_id"], subject=f"graph outlook {n}")
+        later = run(graph)
+        assert totals(later, "exchange") == {"create": 0, "update": MAILBOXES, "delete": 0}
+        assert totals(later, "local") == {"create": 0, "update": MAILBOXES, "delete": 0}
+        for n, mailbox in enumerate(mailboxes):
+            rows = plain_rows(db, mailbox)
+            assert outlook_item(sim, mailbox, rows[0]["uid"])["subject"] == f"graph local {n}"
+            assert rows[1]["subject"] == f"graph outlook {n}"
+    finally:
+        graph.close()
