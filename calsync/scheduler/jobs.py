@@ -84,10 +84,18 @@ class MailboxJobs:
             self._scheduler.pause()
 
     def shutdown(self, *, wait: bool = False) -> None:
-        """Stop the scheduler (by default without waiting: queued runs see the stop flag and
-        return at once)."""
+        """Stop the scheduler; queued runs see the stop flag and return at once.
+
+        APScheduler's own ``shutdown(wait=True)`` waits for the running jobs while it holds its
+        job-store lock, and a run that ends meanwhile reschedules its job under that lock: a
+        deadlock. So the scheduler stops without waiting, and ``wait`` waits here, lock-free.
+        """
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
+            self._scheduler.shutdown(wait=False)
+        if wait:
+            with self._lock:
+                while self._running:
+                    self._lock.wait(1.0)
 
     def alive(self) -> bool:
         """The scheduler's thread is still dispatching (False after a crash of that thread)."""
@@ -118,6 +126,8 @@ class MailboxJobs:
         return {job.id for job in self._scheduler.get_jobs()}
 
     def reschedule(self, address: str, when: datetime) -> None:
+        if not self._scheduler.running:
+            return
         try:
             self._scheduler.modify_job(address, next_run_time=when)
         except JobLookupError:
