@@ -12,10 +12,17 @@ from datetime import UTC, datetime
 
 from calsync.auth import TenantCredentials, TokenProvider
 from calsync.config import Config, TenantConfig
+from calsync.daemon.graph_check import check_graph
 from calsync.errors import CalsyncError, ConfigError, LockHeld
 from calsync.ews.calendar import EwsExchangeSide
 from calsync.ews.client import EwsClient, EwsSettings
-from calsync.ews.diagnostics import CheckReport, TenantTarget, check_all
+from calsync.ews.diagnostics import (
+    CheckReport,
+    MailboxCheck,
+    TenantCheck,
+    TenantTarget,
+    check_all,
+)
 from calsync.graph import GraphClient, GraphExchangeSide, GraphSettings
 from calsync.graph.migrate import RelinkingSide
 from calsync.logs import register_secrets
@@ -103,6 +110,15 @@ class Runtime:
             client.close()
         self.store.close()
 
+    def streaming_clients(self) -> dict[str, EwsClient]:
+        """The EWS clients of the tenants synced over EWS (the only ones EWS streaming
+        notifications watch)."""
+        tenants = self.config.tenants
+        return {
+            n: c for n, c in self.clients.items() if n in tenants and
+            tenants[n].settings.api == "ews"
+        }  # fmt: skip
+
     def mailboxes(self, only: str | None = None) -> list[Mailbox]:
         enabled = self.config.enabled_mailboxes()
         if only is None:
@@ -174,23 +190,42 @@ class TenantSides:
         return self._side(mailbox).request_count(mailbox)
 
 
+def meeting_updates(config: Config, tenant: str | None = None) -> frozenset[str]:
+    """The mailboxes (of ``tenant``, else all) whose meetings calsync may update."""
+    return frozenset(
+        m.address
+        for m in config.mailboxes
+        if m.allow_meeting_updates and (tenant is None or m.mailbox.tenant == tenant)
+    )
+
+
+def graph_side(
+    tenant: TenantConfig,
+    provider: TokenProvider,
+    store: Store,
+    allowed: frozenset[str],
+    client: GraphClient | None = None,
+) -> tuple[GraphClient, ExchangeSide]:
+    """A Graph tenant's client (``client`` when given, else a new one) and its side (re-linking
+    EWS links on a mailbox's first Graph run)."""
+    if client is None:
+        s = tenant.settings
+        ca_file = str(s.ca_file) if s.ca_file else None
+        settings = GraphSettings(tenant=tenant.name, graph_url=s.graph_url, ca_file=ca_file)
+        client = GraphClient(settings, provider)
+    return client, RelinkingSide(GraphExchangeSide(client, meeting_updates=allowed), store)
+
+
 def graph_sides(
     config: Config, providers: dict[str, TokenProvider], store: Store
 ) -> tuple[dict[str, GraphClient], dict[str, ExchangeSide]]:
-    """A Graph client and side (re-linking EWS links on a mailbox's first Graph run) for each
-    tenant with ``api = "graph"``."""
-    allowed = frozenset(m.address for m in config.mailboxes if m.allow_meeting_updates)
+    """A Graph client and side for each tenant with ``api = "graph"``."""
+    allowed = meeting_updates(config)
     clients: dict[str, GraphClient] = {}
     sides: dict[str, ExchangeSide] = {}
     for name, tenant in config.tenants.items():
-        s = tenant.settings
-        if s.api != "graph":
-            continue
-        ca_file = str(s.ca_file) if s.ca_file else None
-        settings = GraphSettings(tenant=name, graph_url=s.graph_url, ca_file=ca_file)
-        clients[name] = GraphClient(settings, providers[name])
-        side = GraphExchangeSide(clients[name], meeting_updates=allowed)
-        sides[name] = RelinkingSide(side, store)
+        if tenant.settings.api == "graph":
+            clients[name], sides[name] = graph_side(tenant, providers[name], store, allowed)
     return clients, sides
 
 
@@ -280,18 +315,30 @@ def record_outcome(runtime: Runtime, outcome: RunOutcome) -> None:
 
 
 def check(runtime: Runtime, only: str | None = None, *, workers: int = 32) -> CheckReport:
+    """Per tenant (in configuration order) a token, then each mailbox: over EWS, or over Graph
+    for ``api = "graph"`` tenants; one report shape for both."""
     chosen = runtime.mailboxes(only)
-    targets = [
-        TenantTarget(
-            name=name,
-            client=client,
-            provider=runtime.providers.get(name),
-            mailboxes=[m.address for m in chosen if m.tenant == name],
-        )
-        for name, client in runtime.clients.items()
-        if only is None or any(m.tenant == name for m in chosen)
-    ]
-    return check_all(targets, workers=workers)
+    tenants: list[TenantCheck] = []
+    mailboxes: list[MailboxCheck] = []
+    for name, client in runtime.clients.items():
+        addresses = [m.address for m in chosen if m.tenant == name]
+        if only is not None and not addresses:
+            continue
+        graph = runtime.graph_clients.get(name)
+        if graph is not None:  # a client of its own, closed here (the CLI's runtime is not)
+            probe = GraphClient(graph.settings, graph.provider)
+            try:
+                tenant, results = check_graph(probe, addresses, workers=workers)
+            finally:
+                probe.close()
+            tenants.append(tenant)
+            mailboxes.extend(results)
+            continue
+        target = TenantTarget(name, client, runtime.providers.get(name), addresses)
+        report = check_all([target], workers=workers)
+        tenants.extend(report.tenants)
+        mailboxes.extend(report.mailboxes)
+    return CheckReport(tuple(tenants), tuple(mailboxes))
 
 
 __all__ = ["CalsyncError", "Runtime", "build_runtime", "check", "sync_mailboxes"]

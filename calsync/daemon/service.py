@@ -40,6 +40,7 @@ from calsync.daemon.supervise import Dispatcher
 from calsync.errors import AuthError, CalsyncError
 from calsync.ews.client import EwsClient
 from calsync.ews.notifications import StreamingNotificationSource
+from calsync.graph import GraphClient
 from calsync.scheduler.jobs import MailboxJobs
 from calsync.scheduler.tenants import TenantGates
 from calsync.store.sql_coord import SqlLock
@@ -82,7 +83,7 @@ class Daemon:
         self.abandoned: list[str] = []  # runs still going when shutdown_grace ran out
         self.gates = TenantGates()
         self._generation: Generation | None = None
-        self._retired: list[EwsClient] = []
+        self._retired: list[EwsClient | GraphClient] = []
         self._store_lock: SqlLock | None = None
         self.jobs: MailboxJobs | None = None
         self.notifications: StreamingNotificationSource | None = None
@@ -198,8 +199,12 @@ class Daemon:
         now = self._clock()
         for name, provider in sorted(runtime.providers.items()):
             settings = self.config.tenants[name].settings
+            if settings.api == "graph":
+                scope = provider.scope_for("graph", settings.graph_url)
+            else:
+                scope = provider.scope_for("ews", settings.effective_ews_url)
             try:
-                provider.token(provider.scope_for("ews", settings.effective_ews_url))
+                provider.token(scope)
             except AuthError as exc:
                 if exc.transient:
                     continue  # Entra ID unreachable for now: the runs retry with back-off
@@ -224,7 +229,7 @@ class Daemon:
             config.settings.subscriptions, config.settings.daemon.notification_debounce_ms
         )
         source = StreamingNotificationSource(
-            self.generation.runtime.clients,
+            self.generation.runtime.streaming_clients(),
             lambda address, _reason: self.make_due_now([address]),
             settings,
         )
@@ -240,12 +245,14 @@ class Daemon:
         generation = self.generation
         self.make_due_now([m.address for m in generation.mailboxes.values() if m.tenant == tenant])
 
-    def swap_generation(self, generation: Generation, retired: list[EwsClient]) -> None:
+    def swap_generation(
+        self, generation: Generation, retired: list[EwsClient | GraphClient]
+    ) -> None:
         self._generation = generation
         self._retired.extend(retired)
         source = self.notifications
         if source is not None:  # new credentials rebuild that tenant's groups only
-            source.set_clients(generation.runtime.clients)
+            source.set_clients(generation.runtime.streaming_clients())
             source.update_mailboxes(list(generation.mailboxes.values()))
 
     # --- stop -----------------------------------------------------------------------------------

@@ -192,8 +192,12 @@ class Dispatcher:
         now = d._clock()
         for address in change.added:
             jobs.add(address, now)
-        for tenant in change.changed_tenants:
+        for tenant in change.switched_tenants:  # the other adapter serves it: sync it now
             if d.gates.resume(tenant):
+                log.info("tenant_resumed", tenant=tenant, reason="api switched (SIGHUP)")
+            d.resume_tenant_mailboxes(tenant)
+        for tenant in change.changed_tenants:
+            if tenant not in change.switched_tenants and d.gates.resume(tenant):
                 log.info("tenant_resumed", tenant=tenant, reason="new credentials (SIGHUP)")
                 d.resume_tenant_mailboxes(tenant)
         if change.needs_restart:

@@ -2,8 +2,8 @@
 switched to ``api = "graph"``: the next run links every item (0 created, 0 deleted), the edits
 made meanwhile flow, and later edits flow over Graph.
 
-The daemon's SIGHUP path (``daemon/reload.py``) still builds EWS sides only, so the switch is
-driven here the way a restart does it: ``build_runtime`` on the changed configuration.
+The switch is driven here the way a restart does it (``build_runtime`` on the changed
+configuration); ``test_reload_switch.py`` drives the same switch through SIGHUP.
 """
 
 from __future__ import annotations
