@@ -96,10 +96,11 @@ def health(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from calsync.daemon.demo import run_demo
+    from calsync.daemon.demo import demo_folder, run_demo
 
     if args.mailboxes < 1 or args.mailboxes > 50:
         print("calsync demo: --mailboxes must be between 1 and 50", file=sys.stderr)
         return 2
-    directory = Path(args.dir) if args.dir else None
-    return run_demo(directory, args.mailboxes, out=sys.stdout)
+    folder = demo_folder(Path(args.dir) if args.dir else None)
+    print(f"calsync demo: files in {folder} (kept after the demo; Ctrl-C stops)", flush=True)
+    return run_demo(folder, args.mailboxes)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
@@ -73,15 +73,16 @@ def demo_toml(folder: Path, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(
-    directory: Path | None, mailboxes: int, *, out: TextIO, events_per_mailbox: int = 12
-) -> int:
+def demo_folder(directory: Path | None) -> Path:
+    """The demo's folder (a new temporary one by default), without a previous demo's store."""
     folder = directory or Path(tempfile.mkdtemp(prefix="calsync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("calsync.db*"):  # a previous demo's store belongs to another simulator
         old.unlink()
-    print(f"calsync demo: files in {folder} (kept after the demo; Ctrl-C stops)", file=out)
-    out.flush()
+    return folder
+
+
+def run_demo(folder: Path, mailboxes: int, *, events_per_mailbox: int = 12) -> int:
     with start_in_thread(folder, mailboxes=mailboxes, events_per_mailbox=events_per_mailbox) as sim:
         config_file = folder / "calsync.toml"
         config_file.write_text(demo_toml(folder, sim.info), encoding="utf-8")

@@ -64,3 +64,22 @@ def ews_side(sim: Any) -> tuple[EwsClient, EwsExchangeSide]:
         provider_for(sim, tenant),
     )
     return client, EwsExchangeSide(client)
+
+
+def run_all(runtime: Any, *, workers: int = 4) -> dict[str, Any]:
+    """One sync of every mailbox of ``runtime``; every one must succeed. Reports by address."""
+    from calsync.daemon.runtime import sync_mailboxes
+
+    outcomes = sync_mailboxes(runtime, runtime.mailboxes(), workers=workers)
+    failed = [(o.mailbox, o.error) for o in outcomes if not o.ok]
+    assert not failed, failed
+    return {o.mailbox: o.report for o in outcomes}
+
+
+def totals(reports: dict[str, Any], side: str) -> dict[str, int]:
+    """create/update/delete written to ``side`` ("exchange" or "local"), summed over mailboxes."""
+    out = {"create": 0, "update": 0, "delete": 0}
+    for report in reports.values():
+        for key, value in getattr(report, side).as_dict().items():
+            out[key] += value
+    return out

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graph_stack import run_all, totals
 
 from calsync.config import load_config
-from calsync.daemon.runtime import Runtime, build_runtime, sync_mailboxes
+from calsync.daemon.runtime import Runtime, build_runtime
 from calsync.sim import SimHandle, start_in_thread
 
 MAILBOXES = 20
@@ -31,18 +32,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 
 def run(runtime: Runtime) -> dict[str, Any]:
-    outcomes = sync_mailboxes(runtime, runtime.mailboxes(), workers=4)
-    failed = [(o.mailbox, o.error) for o in outcomes if not o.ok]
-    assert not failed, failed
-    return {o.mailbox: o.report for o in outcomes}
-
-
-def totals(reports: dict[str, Any], side: str) -> dict[str, int]:
-    out = {"create": 0, "update": 0, "delete": 0}
-    for report in reports.values():
-        for key, value in getattr(report, side).as_dict().items():
-            out[key] += value
-    return out
+    return run_all(runtime, workers=4)
 
 
 def plain_rows(db: Path, mailbox: str, *, meetings: bool = False) -> list[sqlite3.Row]:

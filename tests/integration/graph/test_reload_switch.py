@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graph_stack import run_all, totals
 
 from calsync.config import load_config
 from calsync.daemon.reload import Generation, next_generation
-from calsync.daemon.runtime import Runtime, TenantSides, build_runtime, sync_mailboxes
+from calsync.daemon.runtime import Runtime, TenantSides, build_runtime
 from calsync.daemon.service import Daemon
 from calsync.ews.calendar import EwsExchangeSide
 from calsync.ews.client import EwsClient
@@ -35,18 +36,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 
 def run(runtime: Runtime) -> dict[str, Any]:
-    outcomes = sync_mailboxes(runtime, runtime.mailboxes(), workers=2)
-    failed = [(o.mailbox, o.error) for o in outcomes if not o.ok]
-    assert not failed, failed
-    return {o.mailbox: o.report for o in outcomes}
-
-
-def totals(reports: dict[str, Any], side: str) -> dict[str, int]:
-    out = {"create": 0, "update": 0, "delete": 0}
-    for report in reports.values():
-        for key, value in getattr(report, side).as_dict().items():
-            out[key] += value
-    return out
+    return run_all(runtime, workers=2)
 
 
 def switch(config_file: Path, old: str, new: str) -> None:
