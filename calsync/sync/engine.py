@@ -130,8 +130,15 @@ class _Run:
             return self._pages(None)
 
     def _pages(self, state: str | None) -> bool:
-        """Apply every page; True when stopped early (``should_stop``)."""
+        """Apply every page; True when stopped early (``should_stop``).
+
+        A full listing over existing links (a resync, a switch of API) commits its sync state
+        only with its last page: the links it has not seen by then were deleted in Exchange,
+        and a listing cut short by a crash or a stop must start again from the beginning, or
+        the next run would resume mid-way and never look for them.
+        """
         seen: set[str] = set()
+        hold_state = state is None and bool(self.store.all_links(self.address))
         for page in self.exchange.fetch_changes(self.mailbox, state):
             changes = list(page.changes)
             for bad in page.bad_items:
@@ -140,7 +147,8 @@ class _Run:
             seen.update(b.item for b in page.bad_items)
             if state is None and page.last_page:
                 changes += self._vanished(seen)
-            self._apply_page(changes, page.sync_state)
+            keep = page.sync_state if page.last_page or not hold_state else None
+            self._apply_page(changes, keep)
             if not page.last_page and self.should_stop():
                 self._log.info("sync_stopped", reason="shutdown")
                 return True
@@ -155,7 +163,7 @@ class _Run:
             if link.item_id is not None and link.item_id not in seen
         ]
 
-    def _apply_page(self, changes: Sequence[ExchangeChange], sync_state: str) -> None:
+    def _apply_page(self, changes: Sequence[ExchangeChange], sync_state: str | None) -> None:
         by_item = self.store.links_by_item_id(self.address, [c.item_id for c in changes])
         ids = {link.calsync_id for link in by_item.values()}
         for change in changes:

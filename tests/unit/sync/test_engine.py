@@ -80,6 +80,39 @@ def test_invalid_sync_state_resyncs_without_duplicates_and_sees_deletions() -> N
     assert any(e["event"] == "full_resync" for e in logs)
 
 
+@pytest.mark.parametrize("cut", ["stop", "crash"])
+def test_a_resync_cut_short_still_sees_the_deletions_made_before_it(cut: str) -> None:
+    world = World(page_size=2)
+    ids = [world.exchange.outlook_create(ADDRESS, event(f"e{i}", day=i)) for i in range(7)]
+    world.sync()
+    world.exchange.outlook_delete(ADDRESS, ids[0])
+    world.exchange.invalidate_sync_states(ADDRESS)
+    if cut == "stop":
+        stops = iter([False, True])
+        first = world.sync(should_stop=lambda: next(stops))
+        assert first.full_resync
+    else:
+        real_fetch = world.exchange.fetch_changes
+
+        def killed_after_one_page(mailbox, state):  # type: ignore[no-untyped-def]
+            pages = real_fetch(mailbox, state)
+            yield next(pages)
+            if state is None:
+                raise Boom("killed")
+            yield from pages
+
+        world.exchange.fetch_changes = killed_after_one_page  # type: ignore[method-assign]
+        with pytest.raises(Boom):
+            world.sync()
+        world.exchange.fetch_changes = real_fetch  # type: ignore[method-assign]
+    # the listing was cut short: no sync state kept, so the next run lists everything again
+    assert world.store.get_sync_state(ADDRESS) is None
+    again = world.sync()
+    assert again.local.delete == 1
+    assert world.local_contents() == world.exchange_contents()
+    assert len(world.local_rows()) == 6
+
+
 def test_a_push_interrupted_after_create_is_linked_not_duplicated() -> None:
     world = World()
     world.store.app_upsert(ADDRESS, event("mine"))
