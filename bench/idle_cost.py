@@ -1,95 +1,82 @@
-"""EWS requests of idle mailboxes with streaming notifications on (the daemon, `calsync run`).
+"""EWS requests of idle mailboxes, with streaming notifications on and off (`calsync run`).
 
-Starts the simulator in this process and `calsync run` as a subprocess (streaming on,
-`poll_interval` as given), waits until every mailbox synced and settled on its
-healthy-subscription schedule, then counts every EWS request the simulator receives during
-`--minutes` of idleness and extrapolates to requests per mailbox and hour.
+Starts two simulator processes and two daemons side by side: one with streaming on (its
+`poll_interval` as given; a healthy subscription moves the next poll a day away), one with
+streaming off polling every `off_poll` s. Waits until every mailbox synced (and, with streaming,
+settled on its healthy-subscription schedule), then counts every EWS request each simulator
+receives during `minutes` of idleness and extrapolates to requests per mailbox and hour. The
+window is a whole number of polling intervals, so polling mailboxes are counted fairly.
 
-Run: python -m bench.idle_cost [--mailboxes 200] [--minutes 10] [--poll 300]
-Prints JSON and `TARGET idle_requests_per_mailbox_hour PASS|FAIL <value> 0.1`.
+Run: python -m bench.idle_cost [--mailboxes 200] [--minutes 10] [--poll 300] [--off-poll 45]
+Prints JSON and `TARGET idle_requests_per_mailbox_hour PASS|FAIL <value> 0.1` (streaming on).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from calsync.sim import start_in_thread
+from bench.daemon import db_of, query, running, synced, wait_for, write_config
+from bench.simproc import SimProcess
 
 THRESHOLD = 0.1
 
 
+def _settled(db: Path, mailboxes: int) -> bool:
+    """Streaming on: every mailbox healthy and its next poll more than an hour away."""
+    horizon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    row = query(
+        db,
+        "SELECT count(*), sum(next_due IS NULL OR next_due < ?) FROM mailboxes "
+        "WHERE state = 'healthy'",
+        (horizon,),
+    )
+    return bool(row) and row[0] == mailboxes and row[1] == 0
+
+
 def run(
-    mailboxes: int = 200, minutes: float = 10, poll: int = 300, settle_timeout: float = 600
-) -> dict[str, Any]:
-    """Count the requests of ``mailboxes`` settled, idle mailboxes over ``minutes``."""
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        start_in_thread(
-            Path(tmp) / "sim", mailboxes=mailboxes, events_per_mailbox=3, seed=2
-        ) as sim,
-    ):
-        state = Path(sim.info["ca_file"]).parent
-        text = (
-            (state / "calsync.toml")
-            .read_text()
-            .replace("[logging]", f"[daemon]\npoll_interval = {poll}\n\n[logging]")
-        )
-        config = state / "idle.toml"
-        config.write_text(text)
-        config.chmod(0o600)
-        db = state / "calsync.db"
-        with subprocess.Popen(
-            [sys.executable, "-m", "calsync", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ) as daemon:
-            try:
-                deadline = time.monotonic() + settle_timeout
-                while True:  # settled: every mailbox synced, next poll far away
-                    horizon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-                    try:
-                        with closing(sqlite3.connect(db)) as conn:
-                            total, soon = conn.execute(
-                                "SELECT count(*), sum(next_due IS NULL OR next_due < ?) "
-                                "FROM mailboxes WHERE state = 'healthy'",
-                                (horizon,),
-                            ).fetchone()
-                    except sqlite3.Error:
-                        total, soon = 0, 0
-                    if total == mailboxes and soon == 0:
-                        break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"not settled: {total} healthy, {soon} due soon")
-                    time.sleep(1)
-                sim.admin.reset_stats()
-                time.sleep(minutes * 60)  # the measurement window
-                stats = sim.admin.stats()
-            finally:
-                daemon.terminate()
-                daemon.wait(60)
-    requests = stats["requests"]
-    total_requests = sum(requests.values())
-    per_mailbox_hour = total_requests / mailboxes / (minutes / 60)
-    return {
-        "scenario": "idle",
-        "mailboxes": mailboxes,
-        "minutes": minutes,
-        "poll_interval_s": poll,
-        "requests": requests,
-        "streaming": stats["streaming"],
-        "requests_per_mailbox_hour": round(per_mailbox_hour, 4),
-        "targets": [("idle_requests_per_mailbox_hour", per_mailbox_hour, THRESHOLD)],
-    }
+    mailboxes: int = 200, minutes: float = 10, poll: int = 300, off_poll: int = 45,
+    settle_timeout: float = 600,
+) -> dict[str, Any]:  # fmt: skip
+    """Count the requests of ``mailboxes`` settled, idle mailboxes per mode over ``minutes``."""
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        sims, dbs = {}, {}
+        for mode, streaming, interval in (("on", True, poll), ("off", False, off_poll)):
+            sim = SimProcess(folder / f"sim-{mode}", mailboxes=mailboxes, events_per_mailbox=3)
+            stack.enter_context(sim)
+            config = write_config(
+                sim.info, folder, streaming=streaming, name=f"idle-{mode}",
+                daemon={"poll_interval": interval, "poll_jitter": 1},
+            )  # fmt: skip
+            stack.enter_context(running(config))
+            sims[mode], dbs[mode] = sim, db_of(config)
+        wait_for(lambda: _settled(dbs["on"], mailboxes), settle_timeout, "streaming settled")
+        wait_for(lambda: synced(dbs["off"]) == mailboxes, settle_timeout, "polling synced")
+        for sim in sims.values():
+            sim.admin.reset_stats()
+        time.sleep(minutes * 60)  # the measurement window
+        stats = {mode: sim.admin.stats() for mode, sim in sims.items()}
+    result: dict[str, Any] = {"scenario": "idle", "mailboxes": mailboxes, "minutes": minutes}
+    for mode, interval in (("on", poll), ("off", off_poll)):
+        requests = stats[mode]["requests"]
+        per_hour = sum(requests.values()) / mailboxes / (minutes / 60)
+        result[f"streaming_{mode}"] = {
+            "poll_interval_s": interval,
+            "requests": requests,
+            "requests_per_mailbox_hour": round(per_hour, 4),
+        }
+    result["streaming_on"]["connections"] = stats["on"]["streaming"]["open_connections"]
+    result["streaming_off"]["expected_per_mailbox_hour"] = round(3600 / off_poll, 1)
+    value = result["streaming_on"]["requests_per_mailbox_hour"]
+    result["targets"] = [("idle_requests_per_mailbox_hour", value, THRESHOLD)]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailboxes", type=int, default=200)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--poll", type=int, default=300)
+    parser.add_argument("--off-poll", type=int, default=45)
     args = parser.parse_args(argv)
-    result = run(args.mailboxes, args.minutes, args.poll)
+    result = run(args.mailboxes, args.minutes, args.poll, args.off_poll)
     targets = result.pop("targets")
     print(json.dumps(result))
     for name, value, threshold in targets:

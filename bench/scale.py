@@ -1,8 +1,10 @@
 """Scale: the daemon (`calsync run`) with many mailboxes of tiny calendars.
 
-Starts the simulator in this process (two tenants) and `calsync run` as a subprocess, measures
-the time until every mailbox has had its first successful sync, the EWS requests that took, the
-daemon's peak RSS (VmHWM, the calsync process only) and its CPU while idle afterwards.
+Starts the simulator (two tenants) and `calsync run` as two subprocesses (each with a core of
+its own), measures the time until every mailbox has had its first successful sync, the EWS
+requests that took, the CPU seconds both processes spent on it (their ratio does not depend on
+the machine's speed), the daemon's peak RSS (VmHWM, the calsync process only) and its CPU while
+idle afterwards.
 
 Run: python -m bench.scale [--mailboxes 10000] [--events 1] [--idle-seconds 60] [--no-streaming]
 Prints JSON and `TARGET scale_peak_rss_mib PASS|FAIL <value> 1024`.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from calsync.sim import start_in_thread
+from bench.simproc import SimProcess, cpu_seconds
 
 THRESHOLD_MIB = 1024.0
 SYNC_TIMEOUT_S = 900
@@ -33,11 +34,6 @@ def _status_mib(pid: int, field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _synced(db: Path) -> int:
@@ -56,16 +52,16 @@ def run(
     events: int = 1,
     idle_seconds: float = 60,
     streaming: bool = True,
-    workers: int = 16,
+    workers: int = 4,
 ) -> dict[str, Any]:
     """Measure first full sync time, peak RSS and idle CPU of the daemon at ``mailboxes``."""
     with (
         tempfile.TemporaryDirectory() as tmp,
-        start_in_thread(
+        SimProcess(
             Path(tmp) / "sim", mailboxes=mailboxes // 2, tenants=2, events_per_mailbox=events
         ) as sim,
     ):
-        state = Path(sim.info["ca_file"]).parent
+        state = sim.state_dir
         total = sum(len(t["mailboxes"]) for t in sim.info["tenants"])
         text = (state / "calsync.toml").read_text()
         if not streaming:
@@ -79,6 +75,7 @@ def run(
         config.chmod(0o600)
         db = state / "calsync.db"
         sim.admin.reset_stats()
+        sim_cpu_before = sim.cpu_s()
         started = time.monotonic()
         with subprocess.Popen(
             [sys.executable, "-m", "calsync", "run", "--config", str(config)],
@@ -98,11 +95,14 @@ def run(
                         )
                     time.sleep(1)
                 first_sync_s = time.monotonic() - started
-                sync_requests = sum(sim.admin.stats()["requests"].values())
+                sim_cpu = sim.cpu_s() - sim_cpu_before
+                daemon_cpu = cpu_seconds(daemon.pid)
+                by_op = sim.admin.stats()["requests"]
+                sync_requests = sum(by_op.values())
                 rss_after_sync = _status_mib(daemon.pid, "VmRSS")
-                cpu_before = _cpu_seconds(daemon.pid)
+                cpu_before = cpu_seconds(daemon.pid)
                 time.sleep(idle_seconds)  # the idle measurement window
-                idle_cpu = (_cpu_seconds(daemon.pid) - cpu_before) / idle_seconds
+                idle_cpu = (cpu_seconds(daemon.pid) - cpu_before) / idle_seconds
                 peak = _status_mib(daemon.pid, "VmHWM")
                 rss_idle = _status_mib(daemon.pid, "VmRSS")
             finally:
@@ -117,6 +117,13 @@ def run(
         "first_full_sync_s": round(first_sync_s, 1),
         "mailboxes_per_s": round(total / first_sync_s, 1),
         "first_sync_requests": sync_requests,
+        "first_sync_requests_by_op": by_op,
+        "requests_per_s": round(sync_requests / first_sync_s, 1),
+        "daemon_cpu_s": round(daemon_cpu, 1),
+        "simulator_cpu_s": round(sim_cpu, 1),
+        # machine-independent: CPU per request of calsync vs of the simulator in the same run
+        "daemon_cpu_ms_per_request": round(daemon_cpu / sync_requests * 1000, 2),
+        "simulator_busy_vs_daemon_cpu": round(sim_cpu / daemon_cpu, 3),
         "rss_after_sync_mib": round(rss_after_sync, 1),
         "rss_idle_mib": round(rss_idle, 1),
         "peak_rss_mib": round(peak, 1),
@@ -132,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1)
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--no-streaming", action="store_true")
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)
     result = run(
         args.mailboxes, args.events, args.idle_seconds, not args.no_streaming, args.workers

@@ -95,7 +95,8 @@ CATALOGUE: tuple[EventSpec, ...] = (
         "ews_throttled",
         "warning",
         ("mailbox", "tenant", "error_code", "back_off_s"),
-        "Exchange asked calsync to slow down",
+        "Exchange asked calsync to slow down (EWS ErrorServerBusy; over Graph a 429 or 503, "
+        "back_off_s = Retry-After)",
     ),
     EventSpec(
         "conflict",
@@ -162,6 +163,101 @@ CATALOGUE: tuple[EventSpec, ...] = (
         "an Unsubscribe failed; the subscription expires on its own within 30 minutes",
     ),
     EventSpec(
+        "webhook_listening",
+        "info",
+        ("host", "port", "path", "public_url", "tls"),
+        "[webhooks] on: the receiver for Graph change notifications accepts connections",
+    ),
+    EventSpec(
+        "webhook_disabled",
+        "error",
+        ("reason",),
+        "[webhooks] is on but could not start (port in use, unreadable client state or "
+        "certificate, no Graph tenant); every mailbox is polled",
+    ),
+    EventSpec(
+        "webhook_subscribed",
+        "info",
+        ("mailbox", "tenant", "subscription_id", "expires"),
+        "a Graph subscription for the mailbox's events was created (a catch-up sync follows)",
+    ),
+    EventSpec(
+        "webhook_subscription_failed",
+        "warning",
+        ("mailbox", "tenant", "error_code", "error", "hint", "retry_in_s"),
+        "Graph refused a subscription (often: it could not validate public_url); the mailbox "
+        "is polled and retried after retry_in_s",
+    ),
+    EventSpec(
+        "webhook_subscription_renewed",
+        "debug",
+        ("mailbox", "expires"),
+        "a subscription was renewed before it expired",
+    ),
+    EventSpec(
+        "webhook_renewal_failed",
+        "warning",
+        ("mailbox", "tenant", "error_code", "error", "retry_in_s"),
+        "renewing a subscription failed; retried before it expires",
+    ),
+    EventSpec(
+        "webhook_subscription_lost",
+        "warning",
+        ("mailbox", "tenant", "reason"),
+        "Graph removed or forgot a subscription (or it expired): a new one plus a catch-up sync",
+    ),
+    EventSpec(
+        "webhook_lifecycle",
+        "info",
+        ("mailbox", "tenant", "lifecycle_event"),
+        "a lifecycle notification (reauthorizationRequired: renewed; subscriptionRemoved: "
+        "recreated; missed: catch-up sync)",
+    ),
+    EventSpec(
+        "webhook_notification",
+        "debug",
+        ("mailbox", "tenant", "change_type"),
+        "Graph reported a change: the mailbox syncs now",
+    ),
+    EventSpec(
+        "webhook_unknown_subscription",
+        "debug",
+        ("subscription_id",),
+        "a notification for a subscription calsync does not hold (an old one; it expires)",
+    ),
+    EventSpec(
+        "webhook_rejected",
+        "warning",
+        ("reason", "count", "remote"),
+        "notifications with a wrong clientState (or a malformed body) were dropped, nothing "
+        "synced: a forged request, or a subscription of an earlier process",
+    ),
+    EventSpec(
+        "webhook_internal_error",
+        "error",
+        ("error",),
+        "a bug in the webhook manager (traceback attached); polling covers the mailboxes",
+    ),
+    EventSpec(
+        "webhook_unsubscribe_failed",
+        "debug",
+        ("mailbox", "tenant", "error_code"),
+        "deleting a subscription failed (at stop, or a stale one at start); Graph expires it "
+        "on its own",
+    ),
+    EventSpec(
+        "webhook_stale_deleted",
+        "info",
+        ("tenant", "deleted"),
+        "at start: subscriptions an earlier process left for the same public_url were deleted",
+    ),
+    EventSpec(
+        "webhook_stopped",
+        "info",
+        ("deleted", "left"),
+        "shutdown: the Graph subscriptions were deleted (left: not deleted in time)",
+    ),
+    EventSpec(
         "secret_expiring",
         "warning",
         ("tenant", "credential", "days_left", "expires", "hint"),
@@ -226,7 +322,35 @@ CATALOGUE: tuple[EventSpec, ...] = (
         "sync_deferred",
         "debug",
         ("mailbox", "tenant", "reason", "due"),
-        "a run did not start because its tenant is throttled or paused",
+        "a run did not start because its tenant is throttled or paused, or the mailbox spent "
+        "its Graph request budget (reason: throttled, paused, budget)",
+    ),
+    EventSpec(
+        "graph_relinked",
+        "info",
+        ("mailbox", "tenant", "relinked", "unmatched"),
+        "first Graph run of a mailbox synced over EWS: its links now point at the Graph ids of "
+        "the same items (unmatched = linked items Graph does not list: gone, or re-created)",
+    ),
+    EventSpec(
+        "meeting_write_skipped",
+        "warning",
+        ("mailbox", "item_id", "action", "attendees"),
+        "Graph would mail the attendees of this meeting (it has no SendToNone): the update or "
+        "delete was not made; set allow_meeting_updates = true for the mailbox to allow it",
+    ),
+    EventSpec(
+        "graph_error",
+        "debug",
+        ("mailbox", "status", "error_code"),
+        "a Graph request failed with this HTTP status and Graph error code",
+    ),
+    EventSpec(
+        "graph_budget_deferred",
+        "warning",
+        ("mailbox", "tenant", "used", "limit", "window_s", "until"),
+        "a Graph mailbox spent its request budget (Outlook allows 10,000 requests per 10 minutes "
+        "per app and mailbox): its runs wait until budget frees; logged once per deferral",
     ),
     EventSpec(
         "sync_internal_error",

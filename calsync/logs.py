@@ -157,7 +157,14 @@ def configure(
     stream: TextIO | None = None,
     library_level: str | None = None,
 ) -> None:
-    """Set up structlog and route the stdlib loggers of libraries through the same pipeline."""
+    """Set up structlog and route the stdlib loggers of libraries through the same pipeline.
+
+    Without ``stream`` the lines go to whatever ``sys.stderr`` is when each is written (a
+    caller that swaps stderr, as a test runner does, never leaves a handler on a closed file).
+    """
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
+    )
     stream = stream or sys.stderr
     use_console = format == "console" or (format == "auto" and stream.isatty())
     renderer: Processor = (
@@ -191,7 +198,6 @@ def configure(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -215,6 +221,21 @@ def configure(
         logging.getLogger(name).setLevel(max(logging.INFO, numeric, lib_numeric))
     # SQLAlchemy logs SQL parameters (event bodies) at INFO: warnings only, whatever the level
     logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, numeric))
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to the current ``sys.stderr`` (like logging's last resort)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """The stream is always the current sys.stderr."""
 
 
 def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:

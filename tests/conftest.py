@@ -7,6 +7,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["faults.secret_scan"]  # scans every log line of the session for secrets
+
 settings.register_profile(
     "ci",
     derandomize=True,

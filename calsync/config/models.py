@@ -11,10 +11,12 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from calsync.config.secrets import SecretSource, from_credential, from_env, from_file, inline
 from calsync.model import ConflictPolicy, Direction
 
 DEFAULT_CONFIG_PATH = Path("/etc/calsync/calsync.toml")
@@ -72,6 +74,97 @@ class SubscriptionSettings(_Table):
     connection_timeout: Annotated[int, Field(ge=60, le=1800, multiple_of=60)] = 1800
     max_connections: Annotated[int, Field(ge=1, le=1000)] = 50
     healthy_poll_interval: Annotated[int, Field(ge=60, le=604800)] = 86400
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class WebhookSettings(_Table):
+    """``[webhooks]``: Microsoft Graph change notifications for ``api = "graph"`` tenants.
+
+    Off by default: delta polling stays the default and the safety net. ``public_url`` is what
+    Graph calls (an https URL of the operator's reverse proxy, or of this listener with
+    ``tls_cert_file``/``tls_key_file``); the listener binds ``listen_host:listen_port`` and serves
+    the path of ``public_url``. ``client_state`` is the shared secret Graph echoes in every
+    notification (at most one source; none = a random value generated at each start). Relative
+    paths are relative to the configuration file's folder.
+    """
+
+    enabled: bool = False
+    listen_host: str = "127.0.0.1"
+    listen_port: Annotated[int, Field(ge=1, le=65535)] = 8443
+    public_url: str | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    client_state: SecretStr | None = None
+    client_state_file: Path | None = None
+    client_state_env: str | None = None
+    client_state_credential: str | None = None
+    subscription_minutes: Annotated[int, Field(ge=45, le=10080)] = 10000
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+            return value  # the simulator only: Microsoft Graph calls https URLs alone
+        raise ValueError(
+            "must be an https:// URL that Microsoft Graph can reach "
+            "(http:// only on 127.0.0.1/localhost, for the simulator)"
+        )
+
+    @field_validator("client_state")
+    @classmethod
+    def _client_state(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 1 <= len(value.get_secret_value()) <= 128:
+            raise ValueError("must be 1 to 128 characters (Graph's limit for clientState)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookSettings:
+        problems = []
+        if self.enabled and self.public_url is None:
+            problems.append("public_url: required when enabled = true")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            problems.append("tls_cert_file and tls_key_file: give both or neither")
+        given = [k for k in _CLIENT_STATE_KEYS if getattr(self, k) not in (None, "")]
+        if len(given) > 1:
+            problems.append(
+                f"give at most one of {', '.join(_CLIENT_STATE_KEYS)} (found: {', '.join(given)})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def path(self) -> str:
+        """The path the listener serves (that of ``public_url``)."""
+        return urlsplit(self.public_url or "").path or "/"
+
+    def client_state_source(self, base_dir: Path | None = None) -> SecretSource | None:
+        """Where the client state comes from (None: generate one at start)."""
+        if self.client_state is not None:
+            return inline(self.client_state.get_secret_value())
+        if self.client_state_file is not None:
+            path = self.client_state_file
+            return from_file(path if base_dir is None or path.is_absolute() else base_dir / path)
+        if self.client_state_env:
+            return from_env(self.client_state_env)
+        if self.client_state_credential:
+            return from_credential(self.client_state_credential)
+        return None
+
+
+_CLIENT_STATE_KEYS = (
+    "client_state",
+    "client_state_file",
+    "client_state_env",
+    "client_state_credential",
+)
 
 
 class LoggingSettings(_Table):
@@ -204,6 +297,7 @@ class CalsyncSettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     daemon: DaemonSettings = DaemonSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     logging: LoggingSettings = LoggingSettings()
     defaults: MailboxDefaults = MailboxDefaults()
     tenants: list[TenantSettings] = []
@@ -215,6 +309,7 @@ SINGLE_TABLES: dict[str, type[BaseModel]] = {
     "store": StoreSettings,
     "daemon": DaemonSettings,
     "subscriptions": SubscriptionSettings,
+    "webhooks": WebhookSettings,
     "logging": LoggingSettings,
     "defaults": MailboxDefaults,
 }

@@ -5,12 +5,17 @@
 1. looks the mailbox up in the current configuration (None = it was removed: drop the job);
 2. asks the tenant gate: a throttled tenant defers the run to the end of its back-off, a paused
    tenant (credentials refused) to its next probe; a deferred job is not a run, so it logs no
-   canonical line, but the mailbox row shows ``paused`` with the reason;
+   canonical line, but the mailbox row shows ``paused`` with the reason. A mailbox of a Graph
+   tenant also asks its request budget (``scheduler.budget``: 10,000 requests per 10 minutes per
+   app and mailbox, each request of a ``$batch`` counted): one that spent it waits until budget
+   frees (``graph_budget_deferred``, logged once per deferral);
 3. runs one sync through ``scheduler.worker.run_mailbox`` (exactly one ``sync_finished`` or
    ``sync_failed``) under the mailbox's store lock, with the daemon's stop flag checked between
    pages;
 4. decides the next run with the pure policy, updates the tenant gate (throttle, pause, resume)
    and records the outcome and the next due time in the store (``calsync status`` reads them).
+   Graph throttles per app and mailbox, so a 429 defers only that mailbox (by its
+   ``Retry-After``), not the whole tenant as ``ErrorServerBusy`` does over EWS.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from calsync.daemon.reload import Generation
 from calsync.daemon.runtime import record_outcome
 from calsync.errors import CalsyncError, StoreError
 from calsync.model import Mailbox, SyncReport
+from calsync.scheduler.budget import RequestBudget
 from calsync.scheduler.policy import Decision, OutcomeKind, classify, next_due
 from calsync.scheduler.tenants import Gate, TenantGates
 from calsync.scheduler.worker import RunOutcome, run_mailbox
@@ -45,8 +51,11 @@ class MailboxRunner:
         clock: Callable[[], datetime],
         on_resume: Callable[[str], None],
         subscription_healthy: Callable[[str], bool] = lambda _address: False,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._current = current
+        self._budget = budget or RequestBudget()
+        self._over_budget: set[str] = set()  # deferred for budget (logged once per deferral)
         self._subscription_healthy = subscription_healthy
         self._gates = gates
         self._stop = stop
@@ -67,9 +76,11 @@ class MailboxRunner:
         if mailbox is None:
             return None
         now = self._clock()
-        gate = self._gates.check(mailbox.tenant, now)
+        gate = self._gates.check(mailbox.tenant, now) or self._budget_gate(generation, mailbox, now)
         if gate is not None:
             return self._defer(generation, mailbox, gate, now)
+        graph = generation.runtime.graph_clients.get(mailbox.tenant)
+        spent_before = graph.budget_count(address) if graph is not None else 0
         decided: list[Decision] = []
 
         def retry_in_s(outcome: RunOutcome) -> float:
@@ -82,9 +93,38 @@ class MailboxRunner:
             requests=lambda: generation.runtime.exchange.request_count(mailbox),
             retry_in_s=retry_in_s,
         )
+        if graph is not None:
+            spent = graph.budget_count(address) - spent_before
+            self._budget.record(address, self._clock(), spent)
         decision = decided[-1] if decided else self._decide(generation, outcome)
         self._after(generation, mailbox, outcome, decision)
         return decision.due
+
+    def _budget_gate(self, generation: Generation, mailbox: Mailbox, now: datetime) -> Gate | None:
+        """A Graph mailbox whose request budget is spent waits until it frees."""
+        address = mailbox.address
+        if mailbox.tenant not in generation.runtime.graph_clients:
+            return None
+        deferral = self._budget.check(address, now)
+        with self._lock:
+            first = deferral is not None and address not in self._over_budget
+            if deferral is None:
+                self._over_budget.discard(address)
+            else:
+                self._over_budget.add(address)
+        if deferral is None:
+            return None
+        if first:
+            log.warning(
+                "graph_budget_deferred",
+                mailbox=address,
+                tenant=mailbox.tenant,
+                used=deferral.used,
+                limit=deferral.limit,
+                window_s=self._budget.limit.window_s,
+                until=deferral.until.isoformat(),
+            )
+        return Gate("budget", deferral.until)
 
     # --- one run --------------------------------------------------------------------------------
 
@@ -137,7 +177,7 @@ class MailboxRunner:
         if outcome.ok and tenant in self._gates.paused() and self._gates.resume(tenant):
             log.info("tenant_resumed", tenant=tenant, reason="a probe run succeeded")
             self._on_resume(tenant)
-        elif kind is OutcomeKind.THROTTLED:
+        elif kind is OutcomeKind.THROTTLED and tenant not in generation.runtime.graph_clients:
             back_off = retry_after if retry_after else generation.timing.base_backoff
             if self._gates.throttle(tenant, now + timedelta(seconds=back_off)):
                 log.warning(
@@ -176,6 +216,8 @@ class MailboxRunner:
         """Move the job past the gate, spread out so the tenant's mailboxes do not all return at
         the same instant."""
         window = max(1.0, (gate.until - now).total_seconds())
+        if gate.reason == "budget":  # that mailbox alone: no crowd to spread
+            window = 1.0
         if gate.reason == "paused":
             window = max(1.0, float(generation.timing.poll_jitter))
         due = gate.until + timedelta(seconds=self._random() * window)

@@ -40,6 +40,22 @@ RESTART_KEYS = (
     ("logging", "format"),
     ("logging", "level"),
     ("logging", "ews_protocol_debug"),
+    *(
+        ("webhooks", key)
+        for key in (
+            "enabled",
+            "listen_host",
+            "listen_port",
+            "public_url",
+            "tls_cert_file",
+            "tls_key_file",
+            "client_state",
+            "client_state_file",
+            "client_state_env",
+            "client_state_credential",
+            "subscription_minutes",
+        )
+    ),
 )
 
 

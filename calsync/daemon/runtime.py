@@ -25,6 +25,7 @@ from calsync.ews.diagnostics import (
 )
 from calsync.graph import GraphClient, GraphExchangeSide, GraphSettings
 from calsync.graph.migrate import RelinkingSide
+from calsync.graph.preview import PreviewStore
 from calsync.logs import register_secrets
 from calsync.model import EventData, ExchangeItem, ExchangePage, ItemRef, Mailbox, SyncReport
 from calsync.ports import ExchangeSide, Store
@@ -189,6 +190,12 @@ class TenantSides:
     def request_count(self, mailbox: Mailbox) -> int:
         return self._side(mailbox).request_count(mailbox)
 
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Passed on to the tenant's side (see ``calsync.sync.engine.run_sync``)."""
+        forget = getattr(self._side(mailbox), "forget_echoes", None)
+        if forget is not None:
+            forget(mailbox)
+
 
 def meeting_updates(config: Config, tenant: str | None = None) -> frozenset[str]:
     """The mailboxes (of ``tenant``, else all) whose meetings calsync may update."""
@@ -265,8 +272,10 @@ def sync_mailboxes(
     workers: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[RunOutcome]:
-    """One sync of each mailbox (at most ``workers`` at once), each under its mailbox lock."""
+    """One sync of each mailbox (at most ``workers`` at once), each under its mailbox lock.
+    A ``dry_run`` writes nothing (a Graph side re-links into a ``PreviewStore``)."""
     store = runtime.store
+    exchange, view = preview(runtime) if dry_run else (runtime.exchange, store)
     if not dry_run:
         store.register_mailboxes(runtime.config.enabled_mailboxes())
 
@@ -275,8 +284,8 @@ def sync_mailboxes(
             with store.mailbox_lock(mb.address):
                 return run_sync(
                     mb,
-                    runtime.exchange,
-                    store,
+                    exchange,
+                    view,
                     clock=runtime.clock,
                     dry_run=dry_run,
                     allow_mass_delete=allow_mass_delete,
@@ -293,6 +302,20 @@ def sync_mailboxes(
     limit = workers or runtime.config.settings.daemon.max_concurrent_syncs
     with ThreadPoolExecutor(max_workers=max(1, min(limit, len(mailboxes) or 1))) as pool:
         return list(pool.map(one, mailboxes))
+
+
+def preview(runtime: Runtime) -> tuple[ExchangeSide, Store]:
+    """The sides and store of a dry run: re-linking Graph sides write their links into a
+    ``PreviewStore`` (memory) that the engine reads too, so the plan is the real run's."""
+    exchange = runtime.exchange
+    if not isinstance(exchange, TenantSides):
+        return exchange, runtime.store
+    view = PreviewStore(runtime.store)
+    sides = {
+        name: side.over(view) if isinstance(side, RelinkingSide) else side
+        for name, side in exchange.sides.items()
+    }
+    return TenantSides(sides), view
 
 
 def record_outcome(runtime: Runtime, outcome: RunOutcome) -> None:

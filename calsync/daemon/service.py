@@ -37,6 +37,7 @@ from calsync.daemon.notify import SystemdNotifier
 from calsync.daemon.reload import Generation
 from calsync.daemon.runtime import build_runtime
 from calsync.daemon.supervise import Dispatcher
+from calsync.daemon.webhook_setup import Webhooks, start_webhooks
 from calsync.errors import AuthError, CalsyncError
 from calsync.ews.client import EwsClient
 from calsync.ews.notifications import StreamingNotificationSource
@@ -87,6 +88,7 @@ class Daemon:
         self._store_lock: SqlLock | None = None
         self.jobs: MailboxJobs | None = None
         self.notifications: StreamingNotificationSource | None = None
+        self.webhooks: Webhooks | None = None  # Graph change notifications ([webhooks])
         self.started = threading.Event()  # set once the daemon is up (tests, demo)
 
     # --- public ---------------------------------------------------------------------------------
@@ -180,6 +182,9 @@ class Daemon:
             self.jobs.add(mailbox.address, due)
         self.jobs.start()
         self._start_notifications()
+        self.webhooks = start_webhooks(
+            config, self.generation, lambda address, _reason: self.make_due_now([address])
+        )
         store.write_heartbeat(now)
         log_expiry(config, self._today())
         log.info(
@@ -238,7 +243,9 @@ class Daemon:
         self.notifications = source
 
     def subscription_healthy(self, address: str) -> bool:
-        source = self.notifications
+        source, webhooks = self.notifications, self.webhooks
+        if webhooks is not None and webhooks.healthy(address):
+            return True
         return source is not None and source.healthy(address)
 
     def resume_tenant_mailboxes(self, tenant: str) -> None:
@@ -254,6 +261,8 @@ class Daemon:
         if source is not None:  # new credentials rebuild that tenant's groups only
             source.set_clients(generation.runtime.streaming_clients())
             source.update_mailboxes(list(generation.mailboxes.values()))
+        if self.webhooks is not None:
+            self.webhooks.update(generation)
 
     # --- stop -----------------------------------------------------------------------------------
 
@@ -268,6 +277,8 @@ class Daemon:
         jobs.pause()
         if self.notifications is not None:
             self.notifications.stop()  # unsubscribes (bounded) before the clients close
+        if self.webhooks is not None:
+            self.webhooks.stop()  # deletes the Graph subscriptions, then stops the receiver
         if not jobs.wait_idle(grace):
             self.abandoned = sorted(jobs.running())
             log.error("shutdown_grace_exceeded", running=self.abandoned, grace_s=grace)

@@ -354,6 +354,15 @@ class EwsExchangeSide:
             while len(self._own_writes) > 100_000:
                 self._own_writes.popitem(last=False)
 
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Forget the writes remembered for ``mailbox``: after a failed run some of them may
+        have no committed link (or an answer lost on the way), and the next run must read
+        them back (a create is then linked by its calsync id instead of being pushed twice)."""
+        key = mailbox.address.lower()
+        with self._lock:
+            for own in [k for k in self._own_writes if k[0] == key]:
+                del self._own_writes[own]
+
     def _forget(self, mailbox: Mailbox, item_id: str) -> None:
         with self._lock:
             self._own_writes.pop((mailbox.address.lower(), item_id), None)

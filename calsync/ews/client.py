@@ -127,6 +127,9 @@ class MsalCredentials(OAuth2Credentials):  # type: ignore[misc]
         return f"MsalCredentials(tenant={self._provider.tenant!r})"
 
 
+QUOTA_NOT_RATE = "ErrorExceededSubscriptionCount"
+
+
 class CalsyncRetryPolicy(FailFast):  # type: ignore[misc]
     """Fail fast on everything; 401/403 before exchangelib may mistake them for throttling."""
 
@@ -296,6 +299,10 @@ class EwsClient:
                 return operation(self.account(mailbox))
             except Exception as exc:
                 error = classify(exc, mailbox=mailbox, tenant=self.tenant)
+                if error.error_code == QUOTA_NOT_RATE:
+                    # a cap on live subscriptions, not on requests: retrying cannot help, and a
+                    # back-off would stall this mailbox's syncs (its subscriber retries later)
+                    raise error from None
                 if isinstance(error, ThrottledError):
                     delay = error.retry_after or 0.0
                     self._backoff[mailbox.lower()] = self._clock() + delay

@@ -179,6 +179,8 @@ def _attendees(item: Any) -> tuple[Attendee, ...]:
 
 def _times(item: Any, zone: tzinfo) -> tuple[datetime, datetime]:
     start, end = item.start, item.end
+    if start is None or end is None:  # a damaged or foreign item: skipped, not a failed run
+        raise ValueError("the item has no start or no end")
     if item.is_all_day:
         first = start if not isinstance(start, datetime) else _local_date(start, zone)
         # exchangelib turns the end into the last day (inclusive) unless it left a datetime

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -115,6 +115,7 @@ class GraphExchangeSide:
             )
         full = sync_state is None
         prefer = {"Prefer": f"odata.maxpagesize={self.page_size}"}
+        masters: set[str] = set()  # series read in this round (their instances span pages)
         while True:
             _, body = client.call(mailbox.address, "GET", url, headers=prefer)
             body = body or {}
@@ -124,26 +125,36 @@ class GraphExchangeSide:
                 raise SyncStateInvalid(
                     "a delta page without nextLink or deltaLink", error_code="SyncStateNotFound"
                 )
-            changes, bad = self._page(client, mailbox, body.get("value") or [], full=full)
+            entries = body.get("value") or []
+            changes, bad = self._page(client, mailbox, entries, full=full, masters=masters)
             url = str(following or final)
             yield ExchangePage(tuple(changes), STATE_PREFIX + url, following is None, tuple(bad))
             if following is None:
                 return
 
     def _page(
-        self, client: GraphClient, mailbox: Mailbox, entries: list[dict[str, Any]], *, full: bool
+        self,
+        client: GraphClient,
+        mailbox: Mailbox,
+        entries: list[dict[str, Any]],
+        *,
+        full: bool,
+        masters: set[str],
     ) -> tuple[list[ExchangeChange], list[BadItem]]:
+        """The page's changes: each item (for an instance: its series master) read once per
+        round, 20 to a ``$batch``; ``masters`` collects the series read so far this round."""
         wanted: dict[str, bool] = {}  # id -> was @removed (read in order of first mention)
         for entry in entries:
             removed = "@removed" in entry
             kind = entry.get("type")
-            item_id = str(
-                entry.get("seriesMasterId")
-                if kind in ("occurrence", "exception")
-                else entry.get("id")
-            )
+            instance = kind in ("occurrence", "exception")
+            item_id = str(entry.get("seriesMasterId") if instance else entry.get("id"))
+            if instance and not removed and item_id in masters:
+                continue  # its master, read on an earlier page, holds every instance
             if not removed and not full and self._is_echo(mailbox, item_id, _etag(entry)):
                 continue
+            if instance:
+                masters.add(item_id)
             wanted[item_id] = wanted.get(item_id, True) and removed
         answers = client.batch(
             mailbox.address, [SubRequest("GET", self._item_url(mailbox, i)) for i in wanted]
@@ -169,6 +180,25 @@ class GraphExchangeSide:
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(BadItem(item_id, "bad_item", f"cannot read item: {exc}"))
         return changes, bad
+
+    def read_items(
+        self, mailbox: Mailbox, item_ids: Sequence[str]
+    ) -> tuple[dict[str, ExchangeItem], set[str]]:
+        """Full reads of ``item_ids``, 20 per ``$batch``: (the items that read cleanly, the ids
+        Graph answered 404 for); an id in neither could not be read now."""
+        client = self.client(mailbox)
+        requests = [SubRequest("GET", self._item_url(mailbox, i)) for i in item_ids]
+        found: dict[str, ExchangeItem] = {}
+        gone: set[str] = set()
+        for item_id, answer in zip(item_ids, client.batch(mailbox.address, requests), strict=True):
+            if answer.status == 404:
+                gone.add(item_id)
+            elif answer.status == 200 and answer.body:
+                try:
+                    found[item_id] = _item(answer.body)
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return found, gone
 
     def get(self, mailbox: Mailbox, item_id: str) -> ExchangeItem | None:
         status, body = self.client(mailbox).call(
@@ -285,6 +315,15 @@ class GraphExchangeSide:
             self._own[mailbox.address.lower(), ref.item_id] = ref.change_key
             while len(self._own) > 100_000:
                 self._own.popitem(last=False)
+
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Forget the writes remembered for ``mailbox``: after a failed run some of them may
+        have no committed link (or an answer lost on the way), and the next run must read
+        them back (a create is then linked by its calsync id instead of being pushed twice)."""
+        key = mailbox.address.lower()
+        with self._lock:
+            for own in [k for k in self._own if k[0] == key]:
+                del self._own[own]
 
     def _forget(self, mailbox: Mailbox, item_id: str) -> None:
         with self._lock:

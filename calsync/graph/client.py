@@ -1,6 +1,13 @@
 """``GraphClient``: one tenant's pooled HTTPS client for Graph v1.0 (httpx, tokens from
 ``calsync.auth``, the configured CA passed as ``verify``), with per-mailbox request counts and
-JSON batching (at most 20 requests per ``$batch``)."""
+JSON batching (at most 20 requests per ``$batch``).
+
+Every request holds permits of its mailbox's concurrency gate (``gate.MailboxGates``, shared by
+the app's clients: at most 4 in flight per mailbox, a ``$batch`` counting as up to 4). Two
+counts per mailbox: ``request_count`` (HTTP requests, as the canonical log line reports them)
+and ``budget_count`` (what Outlook counts against 10,000 requests per 10 minutes: each request
+inside a ``$batch`` individually, the envelope not), which the scheduler's request budget reads.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import structlog
 from calsync.auth import TokenProvider
 from calsync.errors import AuthError, CalsyncError, TransientError
 from calsync.graph.errors import classify
+from calsync.graph.gate import MailboxGates
 
 log = structlog.get_logger("calsync.graph")
 
@@ -33,6 +41,7 @@ class GraphSettings:
     timeout_s: float = 30.0
     max_connections: int = 20
     page_size: int = 200
+    max_concurrent_per_mailbox: int = 4  # Outlook's limit per app and mailbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,9 @@ class GraphClient:
             trust_env=False,
         )
         self._counts: Counter[str] = Counter()
+        self._units: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.gates = MailboxGates.for_app(provider.client_id, settings.max_concurrent_per_mailbox)
 
     @property
     def tenant(self) -> str:
@@ -87,9 +98,15 @@ class GraphClient:
         with self._lock:
             return self._counts[address.lower()]
 
-    def _count(self, address: str) -> None:
+    def budget_count(self, address: str) -> int:
+        """Requests Outlook counts for ``address``'s mailbox (those inside a batch each)."""
+        with self._lock:
+            return self._units[address.lower()]
+
+    def _count(self, address: str, units: int) -> None:
         with self._lock:
             self._counts[address.lower()] += 1
+            self._units[address.lower()] += units
 
     def _headers(self, token: str, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {
@@ -114,17 +131,20 @@ class GraphClient:
         headers: dict[str, str] | None = None,
         item: str | None = None,
         allow: Sequence[int] = (),
+        carries: int = 0,
     ) -> tuple[int, Any]:
         """Send one request for ``address``'s mailbox; (status, JSON body) for a success or a
-        status in ``allow``, else the classified calsync error."""
+        status in ``allow``, else the classified calsync error. ``carries``: the number of
+        requests a ``$batch`` holds (0 for a plain request)."""
         full = url if url.startswith("http") else self.base + url
         for attempt in (1, 2):
             token = self.provider.token(self.scope).token
-            self._count(address)
+            self._count(address, carries or 1)
             try:
-                response = self._http.request(
-                    method, full, json=body, headers=self._headers(token, headers)
-                )
+                with self.gates.hold(address, carries or 1):
+                    response = self._http.request(
+                        method, full, json=body, headers=self._headers(token, headers)
+                    )
             except httpx.HTTPError as exc:
                 raise TransientError(
                     f"Graph request failed: {type(exc).__name__}: {exc}", error_code="network"
@@ -174,7 +194,9 @@ class GraphClient:
                     for n, r in enumerate(chunk)
                 ]
             }
-            _, data = self.call(address, "POST", "/$batch", body=payload, headers=headers)
+            _, data = self.call(
+                address, "POST", "/$batch", body=payload, headers=headers, carries=len(chunk)
+            )
             answers = {str(a.get("id")): a for a in (data or {}).get("responses", [])}
             for n, _request in enumerate(chunk):
                 answer = answers.get(str(n), {"status": 500, "body": None, "headers": {}})

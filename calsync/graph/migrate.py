@@ -7,14 +7,24 @@ series masters, with the calsync-id extended property and ``iCalUId``), points e
 item it recognises at the item's Graph id (by the calsync id stamped on items calsync created,
 else by the iCalendar UID of the linked row), and then reports the old state invalid: the engine's
 full round runs against links that already carry Graph ids, so every item is an echo or a real
-change, never a create, and only items that are really gone count as deleted. The link keeps
-its content hashes, and its ChangeKey when the Graph changeKey names the same version: an item
-untouched since the last EWS sync is an echo, one edited in Outlook meanwhile a change.
+change, never a create, and only items that are really gone count as deleted.
+
+The link keeps its local hash, and its ChangeKey when the Graph changeKey names the same version:
+an item untouched since the last EWS sync is an echo, one edited in Outlook meanwhile a change.
+For such an untouched item the Exchange hash is taken from what Graph reads now (one full read,
+20 per ``$batch``): the EWS link's hash is that of the content calsync last wrote or read, which
+lacks what Exchange adds on its own (the organizer of an item calsync created, attendee responses
+reset by an update) and which the EWS side never read back for its own writes. Without this the
+first Graph round would rewrite those rows although nobody changed them.
+
+With ``--dry-run`` the side re-links into a ``PreviewStore`` (nothing is written; the plan is the
+one the real run would make).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import quote
 
 import structlog
@@ -22,7 +32,17 @@ import structlog
 from calsync.errors import SyncStateInvalid
 from calsync.graph.calendar import GraphExchangeSide, is_graph_state
 from calsync.graph.mapping import CALSYNC_PROP, calsync_id_of
-from calsync.model import EventData, ExchangeItem, ExchangePage, ItemRef, Link, Mailbox
+from calsync.model import (
+    BadItem,
+    EventData,
+    ExchangeChange,
+    ExchangeItem,
+    ExchangePage,
+    ItemRef,
+    Link,
+    Mailbox,
+    content_hash,
+)
 from calsync.ports import Store
 
 log = structlog.get_logger("calsync.graph")
@@ -42,7 +62,34 @@ class RelinkingSide:
                 f"{mailbox.address}: EWS sync state; links moved to Graph ids, full Graph round",
                 error_code="migrated_to_graph",
             )
-        return self.side.fetch_changes(mailbox, sync_state)
+        pages = self.side.fetch_changes(mailbox, sync_state)
+        return pages if sync_state is not None else self._complete(mailbox, pages)
+
+    def _complete(self, mailbox: Mailbox, pages: Iterator[ExchangePage]) -> Iterator[ExchangePage]:
+        """A full round: the engine counts every linked item it does not list as deleted. Delta
+        lists only what has an instance in the window, so a linked series without one (its
+        occurrences all cancelled, or all outside the window) would count as deleted although
+        it is still there. Such items are read on the last page: only a 404 leaves one out
+        (deleted), an item that cannot be read now is reported as a bad item (kept)."""
+        seen: set[str] = set()
+        for page in pages:
+            seen.update(c.item_id for c in page.changes)
+            seen.update(b.item for b in page.bad_items)
+            yield self._with_unseen(mailbox, page, seen) if page.last_page else page
+
+    def _with_unseen(self, mailbox: Mailbox, page: ExchangePage, seen: set[str]) -> ExchangePage:
+        links = self.store.all_links(mailbox.address).values()
+        unseen = sorted({i for i in (link.item_id for link in links) if i} - seen)
+        if not unseen:
+            return page
+        found, gone = self.side.read_items(mailbox, unseen)
+        extra = tuple(ExchangeChange(i, found[i]) for i in unseen if i in found)
+        bad = tuple(
+            BadItem(i, "unreadable", "a linked item Graph could not read")
+            for i in unseen
+            if i not in found and i not in gone
+        )
+        return replace(page, changes=page.changes + extra, bad_items=page.bad_items + bad)
 
     def relink(self, mailbox: Mailbox) -> tuple[int, int]:
         """Point the mailbox's links at Graph ids; (re-linked, links left unmatched)."""
@@ -59,12 +106,28 @@ class RelinkingSide:
             same = _same_version(link.change_key, change_key)
             key = change_key if same else None
             moved[cid] = Link(cid, event_id, key, link.exchange_hash, link.local_hash)
+        self._refresh_hashes(mailbox, moved)
         with self.store.transaction() as tx:
             for link in moved.values():
                 tx.put_link(address, link)
         unmatched = sum(1 for cid, link in links.items() if link.item_id and cid not in moved)
         log.info("graph_relinked", mailbox=address, relinked=len(moved), unmatched=unmatched)
         return len(moved), unmatched
+
+    def _refresh_hashes(self, mailbox: Mailbox, moved: dict[str, Link]) -> None:
+        """Give the links of items untouched since the EWS sync the hash of Graph's reading."""
+        same = {link.item_id: cid for cid, link in moved.items() if link.change_key}
+        if not same:
+            return
+        found, _gone = self.side.read_items(mailbox, [i for i in same if i])
+        for item_id, item in found.items():
+            link = moved[same[item_id]]
+            if item.ref.change_key == link.change_key:
+                moved[link.calsync_id] = replace(link, exchange_hash=content_hash(item.data))
+
+    def over(self, store: Store) -> RelinkingSide:
+        """The same side re-linking into ``store`` (a ``PreviewStore`` for ``--dry-run``)."""
+        return RelinkingSide(self.side, store)
 
     def _listing(self, mailbox: Mailbox) -> Iterator[tuple[str, str, str | None, str | None]]:
         client = self.side.client(mailbox)

@@ -30,7 +30,8 @@ class Pause:
 
 @dataclass(frozen=True)
 class Gate:
-    """A mailbox may not run now: ``reason`` is ``throttled`` or ``paused``; retry at ``until``."""
+    """A mailbox may not run now: ``reason`` is ``throttled`` or ``paused`` (its tenant), or
+    ``budget`` (its Graph request budget, ``scheduler.budget``); retry at ``until``."""
 
     reason: str
     until: datetime

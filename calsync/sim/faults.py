@@ -1,10 +1,22 @@
-"""Fault injection: the active faults, merged from POST /_sim/faults, and their dice."""
+"""Fault injection: the active faults, merged from POST /_sim/faults, and their dice.
+
+Keys: ``error_rate`` (EWS: HTTP 503 or ErrorInternalServerError; Graph: 503 with Retry-After),
+``server_busy_rate`` (EWS: ErrorServerBusy with ``server_busy_backoff_ms``; Graph: 429 with
+Retry-After), ``reset_rate`` (the connection is aborted before an answer; EWS and Graph),
+``latency_ms`` (every EWS and Graph request waits), ``token_outage`` (Entra ID answers 503),
+``drop_streams`` (once: streaming connections closed), ``invalidate_sync_state`` (once),
+``deny_mailboxes`` + ``deny_mode``, ``ews_blocked``, ``unlicensed``, ``expire_secret``,
+``corrupt`` (damaged responses for some mailboxes, see ``calsync.sim.wire_faults``),
+``scope`` (limits the rate faults to tenants/mailboxes) and ``seed`` (reproducible dice).
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+from calsync.sim.wire_faults import check as check_corrupt
 
 RATE_KEYS = ("server_busy_rate", "error_rate", "reset_rate")
 LIST_KEYS = ("deny_mailboxes", "invalidate_sync_state", "ews_blocked", "unlicensed")
@@ -20,6 +32,7 @@ KNOWN_KEYS = frozenset(
         "scope",
         "seed",
         "server_busy_backoff_ms",
+        "corrupt",  # damaged responses: see calsync.sim.wire_faults
     }
 )
 
@@ -48,6 +61,10 @@ class Faults:
                 raise FaultError(f"{key} must be a list")
         if "deny_mode" in spec and spec["deny_mode"] not in ("soap", "http403"):
             raise FaultError("deny_mode must be 'soap' or 'http403'")
+        try:
+            check_corrupt(spec.get("corrupt"))
+        except ValueError as exc:
+            raise FaultError(str(exc)) from None
         if "seed" in spec:
             self.rng = random.Random(spec["seed"])
         self.active.update(spec)

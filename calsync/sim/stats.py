@@ -15,6 +15,9 @@ class Stats:
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
         self.headers: Counter[str] = Counter()
+        # Graph's per-mailbox concurrency (graph/concurrency.py): highest seen, 429s sent
+        self.graph_max_in_flight: Counter[str] = Counter()
+        self.graph_concurrency_rejected = 0
         self._cpu_base = 0.0  # thread CPU time counts from the loop thread's start
 
     def count(self, op: str, mailbox: str | None) -> None:
@@ -29,6 +32,8 @@ class Stats:
         self.invitations_sent = 0
         self.max_subscriptions_on_one_connection = 0
         self.headers.clear()
+        self.graph_max_in_flight.clear()
+        self.graph_concurrency_rejected = 0
         self._cpu_base = time.thread_time()
 
     def to_json(self, open_connections: int, subscriptions: int) -> dict[str, Any]:
@@ -47,6 +52,10 @@ class Stats:
             # X-BackEndOverrideCookie on an item operation)
             "headers": {
                 k: self.headers[k] for k in ("missing_anchor", "anchor_mismatch", "affinity_cookie")
+            },
+            "graph_concurrency": {
+                "max_in_flight": dict(self.graph_max_in_flight),
+                "rejected": self.graph_concurrency_rejected,
             },
             # CPU seconds of the simulator's event-loop thread since start or reset (read on the
             # loop thread): how busy the simulator was, to compare with a client's cost

@@ -15,6 +15,8 @@ Public API:
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,27 @@ def make_engine(url: str) -> Engine:
         f"unsupported store URL {safe_url(parsed)}",
         hint="use sqlite:////path/to/calsync.db or postgresql+psycopg://user@host/db",
     )
+
+
+class SqliteWriters:
+    """The queue of one process's SQLite writers: SQLite has one writer at a time, and its busy
+    handler polls a held lock with sleeps of up to 100 ms, so under load a thread can lose the
+    lock to the others until its busy timeout ends (``database is locked``). Queued here, a writer
+    is woken the moment the previous one commits; it waits as long as the busy timeout at most,
+    then fails as SQLite would. Other processes still meet SQLite's busy timeout."""
+
+    def __init__(self, url: str | sa.URL) -> None:
+        self._lock = threading.RLock()
+        self._url = url
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise translate(sqlite3.OperationalError("database is locked"), self._url)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 def _sqlite_hooks(engine: Engine) -> None:

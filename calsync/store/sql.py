@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from calsync.model import EventData, Link, LocalChange, LocalChanges, LocalEvent, SyncStatus
 from calsync.ports import Clock
-from calsync.store.engine import make_engine, store_errors
+from calsync.store.engine import SqliteWriters, make_engine, store_errors
 from calsync.store.migrate import upgrade_engine
 from calsync.store.rows import RowError, parse_time, to_columns
 from calsync.store.schema import (
@@ -86,6 +86,7 @@ class SqlStore(SqlOps, SqlCoordination):
         self._held: dict[str, SqlLock] = {}
         self._lock_guard = threading.RLock()
         self._lock_conn: sa.Connection | None = None
+        self._writers = None if self._pg else SqliteWriters(self._engine.url)
 
     @property
     def engine(self) -> sa.Engine:
@@ -104,7 +105,8 @@ class SqlStore(SqlOps, SqlCoordination):
 
     @contextmanager
     def _write(self, *, calsync: bool = True) -> Iterator[sa.Connection]:
-        with store_errors(self._engine.url), self._engine.connect() as base:
+        turn = self._writers.turn() if self._writers is not None else nullcontext()
+        with turn, store_errors(self._engine.url), self._engine.connect() as base:
             conn = base.execution_options(calsync_write=True)
             with conn.begin():
                 if calsync and is_pg(conn):

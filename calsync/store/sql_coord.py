@@ -60,6 +60,11 @@ class SqlLock:
         self.release()
 
 
+# lock rows this process holds, over all its stores (a row of this pid that is not in here was
+# left behind by a release that failed)
+_PROCESS_HELD: set[str] = set()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -110,7 +115,14 @@ class SqlCoordination(ABC):
             if held is not None:
                 expired = (time_or_none(held["expires_at"]) or now) <= now
                 dead = held["host"] == host and not _pid_alive(held["pid"])
-                if not expired and not dead:
+                # this process's own row whose release failed (the database was locked or
+                # full at the time): nobody holds it any more
+                orphan = (
+                    held["host"] == host
+                    and held["pid"] == os.getpid()
+                    and held["owner"] not in _PROCESS_HELD
+                )
+                if not expired and not dead and not orphan:
                     raise LockHeld(
                         f"{resource} is held by calsync pid {held['pid']} on {held['host']}",
                         resource=resource,
@@ -126,6 +138,7 @@ class SqlCoordination(ABC):
             upsert(conn, locks, values, ("resource",))
         lock = SqlLock(self, resource, token, None)
         self._held[token] = lock
+        _PROCESS_HELD.add(token)
         return lock
 
     def _advisory_lock(self, resource: str, token: str) -> SqlLock:
@@ -148,6 +161,7 @@ class SqlCoordination(ABC):
 
     def _release(self, lock: SqlLock) -> None:
         with self._lock_guard:
+            _PROCESS_HELD.discard(lock._token)
             if self._held.pop(lock._token, None) is None:
                 return
             if lock._conn is not None:

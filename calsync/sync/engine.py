@@ -55,7 +55,16 @@ def run_sync(
     run = _Run(mailbox, exchange, store, clock)
     run.dry_run, run.allow_mass_delete, run.should_stop = dry_run, allow_mass_delete, should_stop
     run.executor.dry_run = dry_run
-    return run.go()
+    try:
+        return run.go()
+    except BaseException:
+        # the side's memory of its own writes (echoes it skips) may now hold writes whose links
+        # were never committed, or whose answer was lost: the next run must read them back (a
+        # create is then linked by its calsync id instead of being pushed twice)
+        forget = getattr(exchange, "forget_echoes", None)
+        if forget is not None:
+            forget(mailbox)
+        raise
 
 
 class _Run:
@@ -80,6 +89,7 @@ class _Run:
         self.size = store.count_events(self.address)
         self.pending = store.local_changes(self.address)
         self.full_resync = False
+        self.planned: set[str] = set()  # local changes already planned with an Exchange page
         self._log = log.bind(mailbox=self.address)
 
     def go(self) -> SyncReport:
@@ -177,6 +187,7 @@ class _Run:
         links.update({link.calsync_id: link for link in by_item.values()})
         rows = self.store.get_events(self.address, wanted)
         pending = [c for c in self.pending.changes if c.calsync_id in ids]
+        self.planned.update(c.calsync_id for c in pending)
         step = Step(plan(changes, pending, links, rows, self._policy()), links, rows, pending)
         self.executor.run(step, self._policy(), sync_state=sync_state)
 
@@ -184,6 +195,8 @@ class _Run:
 
     def _local_phase(self) -> None:
         changes = self.pending.changes
+        if self.dry_run:  # nothing was written, so the links would plan these a second time
+            changes = tuple(c for c in changes if c.calsync_id not in self.planned)
         if not changes:
             return
         ids = [c.calsync_id for c in changes]

@@ -165,6 +165,20 @@ class Executor:
         else:
             batch.local.append(action)
             batch.ops.append(_local_op(address, action))
+            if isinstance(action, Relink):
+                self._settle(action, batch)
+
+    def _settle(self, action: Relink, batch: _Batch) -> None:
+        """A relink that finds the row equal to the item (both sides made the same edit, or a
+        push whose commit a crash lost) leaves nothing to push: the row is synced again."""
+        cid, address = action.link.calsync_id, self.mailbox.address
+        row = batch.step.rows.get(cid)
+        if (
+            row is not None
+            and row.status is not SyncStatus.SYNCED
+            and action.link.local_hash == data_hash(row.data)
+        ):
+            batch.ops.append(lambda tx: tx.set_event_status(address, cid, SyncStatus.SYNCED))
 
     def _exchange_write(
         self,

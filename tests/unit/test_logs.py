@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +115,15 @@ def test_exchangelib_soap_dumps_are_held_back_even_at_debug(output: io.StringIO)
     """exchangelib's own XML dumps (bodies included) stay off; ews_request replaces them."""
     logging.getLogger("exchangelib.util").debug("Request XML: <t:Body>private notes</t:Body>")
     assert "private notes" not in output.getvalue()
+
+
+def test_lines_go_to_the_stderr_of_the_moment_not_the_one_at_configure_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.configure(format="json")
+    first.close()  # as a test runner closes a captured stream
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("apscheduler.executors.default").error("job failed")
+    assert json.loads(second.getvalue().splitlines()[-1])["event"] == "job failed"

@@ -17,6 +17,7 @@ from calsync.sim.entra import OUTLOOK
 from calsync.sim.ews import ops_read, ops_write
 from calsync.sim.ews.context import Ctx
 from calsync.sim.ews.xml import NS_M, NS_T, EwsError, S, T, elements, error, fault, response
+from calsync.sim.wire_faults import corrupt_ews
 
 if TYPE_CHECKING:
     from calsync.sim.core import SimCore
@@ -214,7 +215,7 @@ class EwsEndpoint:
         handler = self.ops.get(op)
         if handler is None:
             return _unknown(op)
-        out = handler(ctx, req)
+        out = corrupt_ews(faults, address, op, handler(ctx, req))
         return web.Response(body=out, headers={"Content-Type": XML, **ctx.response_headers})
 
 

@@ -15,7 +15,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from calsync.sim.entra import GRAPH
+from calsync.sim.graph.concurrency import MailboxConcurrency
 from calsync.sim.graph.handlers import Ctx, GraphRequest, GraphResponse, error, match
+from calsync.sim.graph.subscriptions import GraphSubscriptions
+from calsync.sim.wire_faults import corrupt_graph, graph_mailbox, reset
 
 if TYPE_CHECKING:
     from calsync.sim.core import SimCore
@@ -28,9 +31,12 @@ MAX_BATCH = 20
 class GraphEndpoint:
     def __init__(self, core: SimCore) -> None:
         self.core = core
+        self.concurrency = MailboxConcurrency(core.stats)  # 4 in flight per app and mailbox
+        self.subscriptions = GraphSubscriptions(core)  # change notifications (webhooks)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route("*", PREFIX + "/{tail:.*}", self.handle)]
+        return [web.route("*", PREFIX + "/{tail:.*}", self.handle),
+                *self.subscriptions.admin_routes()]  # fmt: skip
 
     # authentication ---------------------------------------------------------------------------
 
@@ -56,7 +62,10 @@ class GraphEndpoint:
 
     # one request ------------------------------------------------------------------------------
 
-    def dispatch(self, tenant: Tenant, req: GraphRequest) -> GraphResponse:
+    def dispatch(
+        self, tenant: Tenant, req: GraphRequest, over: frozenset[str] = frozenset()
+    ) -> GraphResponse:
+        """One request; ``over``: mailboxes whose concurrency limit this request exceeds."""
         found = match(req.method, req.path)
         if found is None:
             self.core.stats.count(f"GRAPH {req.method} (unknown)", None)
@@ -64,6 +73,9 @@ class GraphEndpoint:
         template, params, handler = found
         user = params[0]
         self.core.stats.count(f"GRAPH {req.method} {template}", user)
+        if user.lower() in over:
+            return error(429, "ApplicationThrottled", "Application is over its "
+                         "MailboxConcurrency limit.", **{"Retry-After": "1"})  # fmt: skip
         faults, mbx = self.core.faults, self.core.mailbox(user)
         if mbx is None or mbx.tenant != tenant.name:
             return error(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
@@ -91,22 +103,43 @@ class GraphEndpoint:
                 body = json.loads(raw)
             except ValueError:
                 return _json(error(400, "BadRequest", "Unable to read JSON request payload."))
-        if self.core.faults.latency_s:
-            await asyncio.sleep(self.core.faults.latency_s)
         if path == "/$batch" and request.method == "POST":
             self.core.stats.count("GRAPH POST /$batch", None)
         tenant = self._tenant(request.headers.get("Authorization", ""))
         if isinstance(tenant, GraphResponse):
             return _json(tenant)
-        if path == "/$batch" and request.method == "POST":
-            return _json(self._batch(tenant, body, request))
-        query = dict(request.query)
-        req = GraphRequest(request.method, path, query, CIMultiDict(request.headers), body)
-        return _json(self.dispatch(tenant, req))
+        mailbox = graph_mailbox(path, body)
+        if reset(self.core.faults, tenant.name, mailbox, request):
+            return web.Response(status=500)  # never delivered: the connection is gone
+        loads = self.concurrency.loads(request.method, path, body)
+        admitted, refused = self.concurrency.admit(tenant.name, loads)
+        over = frozenset(refused)
+        try:  # in flight from here (the latency fault makes requests overlap)
+            if self.core.faults.latency_s:
+                await asyncio.sleep(self.core.faults.latency_s)
+            if path == "/$batch" and request.method == "POST":
+                return self._out(request.method, mailbox, self._batch(tenant, body, request, over))
+            if path.split("/")[1] == "subscriptions":
+                return _json(await self.subscriptions.handle(tenant, request.method, path, body))
+            query = dict(request.query)
+            req = GraphRequest(request.method, path, query, CIMultiDict(request.headers), body)
+            return self._out(request.method, mailbox, self.dispatch(tenant, req, over))
+        finally:
+            self.concurrency.release(tenant.name, admitted)
+
+    def _out(self, method: str, mailbox: str | None, resp: GraphResponse) -> web.Response:
+        """The answer, damaged when the ``corrupt`` fault says so (calsync.sim.wire_faults)."""
+        raw = corrupt_graph(self.core.faults, method, mailbox, resp.status, resp.body)
+        if raw is None:
+            return _json(resp)
+        return web.Response(status=resp.status, body=raw, headers=resp.headers,
+                            content_type="application/json")  # fmt: skip
 
     # JSON batching ----------------------------------------------------------------------------
 
-    def _batch(self, tenant: Tenant, body: Any, request: web.Request) -> GraphResponse:
+    def _batch(
+        self, tenant: Tenant, body: Any, request: web.Request, over: frozenset[str] = frozenset()
+    ) -> GraphResponse:
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
             return error(400, "BadRequest", "Invalid batch payload format.")
@@ -126,7 +159,7 @@ class GraphEndpoint:
                 headers,
                 sub.get("body"),
             )
-            resp = self.dispatch(tenant, req)
+            resp = self.dispatch(tenant, req, over)
             out.append({"id": sub.get("id"), "status": resp.status,
                         "headers": resp.headers, "body": resp.body})  # fmt: skip
         return GraphResponse(200, {"responses": out})

@@ -8,16 +8,19 @@ configuration); ``test_reload_switch.py`` drives the same switch through SIGHUP.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from graph_stack import run_all, totals
+from graph_stack import ews_side, graph_stack, run_all, totals
 
+from calsync.cli import main
 from calsync.config import load_config
 from calsync.daemon.runtime import Runtime, build_runtime
+from calsync.model import Mailbox
 from calsync.sim import SimHandle, start_in_thread
 
 MAILBOXES = 20
@@ -55,13 +58,60 @@ def outlook_item(sim: SimHandle, mailbox: str, uid: str) -> dict[str, Any]:
     return next(e for e in sim.admin.events(mailbox) if e["uid"] == uid)
 
 
+def every_table(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but the transient locks (a dry run takes mailbox locks)."""
+    with sqlite3.connect(db) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
+            for name in names
+            if name != "locks"
+        }
+
+
+def dry_run(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, int]]:
+    """``sync --once --dry-run --json``: the planned writes per side, summed over mailboxes."""
+    capsys.readouterr()
+    code = main(["sync", "--once", "--dry-run", "--json", "--config", str(config)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    out = {side: {"create": 0, "update": 0, "delete": 0} for side in ("exchange", "local")}
+    for entry in json.loads(printed)["mailboxes"]:
+        for side, counts in out.items():
+            for key in counts:
+                counts[key] += entry[side][key]
+    return out
+
+
 def snapshot(db: Path) -> dict[str, tuple[Any, ...]]:
     with sqlite3.connect(db) as conn:
         cur = conn.execute("SELECT id, mailbox, subject, starts_at, ends_at, uid FROM events")
         return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
 
 
-def test_switching_a_tenant_from_ews_to_graph_relinks_everything(sim: SimHandle) -> None:
+def both_adapters_read_alike(sim: SimHandle, addresses: list[str]) -> None:
+    """The EWS and the Graph mapping give the same model of every item, the ones calsync created
+    and updated over EWS included (calsync id, organizer, attendees and their responses)."""
+    stack = graph_stack(sim)
+    client, ews = ews_side(sim)
+    try:
+        for address in addresses:
+            mailbox = Mailbox(address=address, tenant=stack.tenant["name"])
+            read = {
+                name: {c.item.data.uid: (c.item.data, c.item.calsync_id)
+                       for p in side.fetch_changes(mailbox, None) for c in p.changes if c.item}
+                for name, side in (("ews", ews), ("graph", stack.side))
+            }  # fmt: skip
+            assert read["ews"] == read["graph"]
+            assert any(cid for _, cid in read["graph"].values())  # one calsync pushed
+    finally:
+        client.close()
+        stack.close()
+
+
+def test_switching_a_tenant_from_ews_to_graph_relinks_everything(
+    sim: SimHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = Path(sim.info["ca_file"]).parent
     config_file, db = state / "calsync.toml", state / "calsync.db"
     mailboxes = sim.info["tenants"][0]["mailboxes"]
@@ -98,20 +148,26 @@ def test_switching_a_tenant_from_ews_to_graph_relinks_everything(sim: SimHandle)
         before = snapshot(db)
     finally:
         ews.close()
+    both_adapters_read_alike(sim, mailboxes[:3])
 
     text = config_file.read_text(encoding="utf-8").replace('api = "ews"', 'api = "graph"')
     config_file.write_text(text, encoding="utf-8")
+    # a dry run of the first Graph round writes nothing (not even the re-linked links) and
+    # plans what the real round then does
+    stored = every_table(db)
+    planned = dry_run(config_file, capsys)
+    assert every_table(db) == stored
     sim.admin.reset_stats()
     graph = build_runtime(load_config(config_file))
     try:
         switched = run(graph)
+        assert totals(switched, "exchange") == planned["exchange"]
+        assert totals(switched, "local") == planned["local"]
         assert totals(switched, "exchange") == {"create": 0, "update": MAILBOXES, "delete": 0}
-        local = totals(switched, "local")
-        assert (local["create"], local["delete"]) == (0, 0)
-        # the Outlook edits, plus rows whose Graph reading differs from the EWS one (the
-        # organizer of items calsync pushed, which EWS never read back, and other fields the
-        # two mappings render differently): rewritten, never re-created or lost (checked below)
-        assert local["update"] >= MAILBOXES
+        # exactly the Outlook edits: no row is rewritten only because Graph renders it
+        # differently (both mappings read the same item alike; items untouched since the EWS
+        # sync, including those calsync pushed, are echoes)
+        assert totals(switched, "local") == {"create": 0, "update": MAILBOXES, "delete": 0}
         assert sum(r.conflicts for r in switched.values()) == 0
         assert not [r.bad_items for r in switched.values() if r.bad_items]
         after = snapshot(db)
@@ -142,3 +198,32 @@ def test_switching_a_tenant_from_ews_to_graph_relinks_everything(sim: SimHandle)
             assert rows[1]["subject"] == f"graph outlook {n}"
     finally:
         graph.close()
+
+
+def test_a_series_graph_lists_no_instance_of_survives_the_switch(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Delta lists instances in the window only: a linked series without one (here a yearly
+    series whose start matches no date of its rule) is not listed by the full Graph round, yet
+    it is still there and must not be deleted locally."""
+    with start_in_thread(
+        tmp_path_factory.mktemp("sim"), mailboxes=3, events_per_mailbox=60, seed=32
+    ) as sim:
+        config = Path(sim.info["ca_file"]).parent / "calsync.toml"
+        db = config.with_name("calsync.db")
+        ews = build_runtime(load_config(config))
+        try:
+            run(ews)
+        finally:
+            ews.close()
+        before = snapshot(db)
+        config.write_text(config.read_text().replace('api = "ews"', 'api = "graph"'))
+        graph = build_runtime(load_config(config))
+        try:
+            switched = run(graph)
+            again = run(graph)
+        finally:
+            graph.close()
+        assert totals(switched, "local") == {"create": 0, "update": 0, "delete": 0}
+        assert totals(again, "local") == {"create": 0, "update": 0, "delete": 0}
+        assert snapshot(db) == before
