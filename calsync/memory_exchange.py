@@ -173,6 +173,9 @@ class MemoryExchange:
         found = [i for i in cal.items.values() if i.calsync_id == calsync_id]
         return min(found, key=lambda i: i.created_seq).view() if found else None
 
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Nothing to forget: this fake reports every change, its own writes included."""
+
     def request_count(self, mailbox: Mailbox) -> int:
         return self._cal(mailbox.address).requests
 

@@ -69,6 +69,12 @@ class ExchangeSide(Protocol):
         """Requests sent for this mailbox so far (for the canonical log line and benchmarks)."""
         ...
 
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Forget the writes this side remembers as its own for ``mailbox`` (the echoes it
+        skips): called after a failed run, whose writes may have no committed link, so that
+        the next run reads them back and links them instead of writing them again."""
+        ...
+
 
 class StoreTransaction(Protocol):
     """Writes of one sync step, committed together (rows, links, sync state, local cursor).

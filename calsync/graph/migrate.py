@@ -163,6 +163,11 @@ class RelinkingSide:
     def request_count(self, mailbox: Mailbox) -> int:
         return self.side.request_count(mailbox)
 
+    def forget_echoes(self, mailbox: Mailbox) -> None:
+        """Passed on (see ``calsync.sync.engine.run_sync``): without it a failed run's creates
+        would still count as echoes, be skipped by the next delta round, and be pushed twice."""
+        self.side.forget_echoes(mailbox)
+
 
 def _same_version(ews_key: str | None, graph_key: str) -> bool:
     """True when the EWS ChangeKey of the link and the Graph changeKey name the same version

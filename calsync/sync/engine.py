@@ -61,9 +61,7 @@ def run_sync(
         # the side's memory of its own writes (echoes it skips) may now hold writes whose links
         # were never committed, or whose answer was lost: the next run must read them back (a
         # create is then linked by its calsync id instead of being pushed twice)
-        forget = getattr(exchange, "forget_echoes", None)
-        if forget is not None:
-            forget(mailbox)
+        exchange.forget_echoes(mailbox)
         raise
 
 

@@ -23,14 +23,7 @@ FAILURES = {"sync_failed", "ews_throttled", "tenant_throttled", "auth_failed", "
             "subscription_failed", "sync_deferred"}  # fmt: skip
 
 
-GRAPH_DUPLICATE = pytest.mark.xfail(
-    run=False,  # it failed in each of 6 runs (~60 s each): not run until fixed, to save the time
-    reason="open bug: over Graph, a row an application inserts while the faults hold is pushed "
-    "twice (two items carry its calsync id); see the fault-test report",
-)
-
-
-@pytest.fixture(params=["ews", pytest.param("graph", marks=GRAPH_DUPLICATE)])
+@pytest.fixture(params=["ews", "graph"])
 def api(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

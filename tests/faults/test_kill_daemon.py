@@ -26,14 +26,7 @@ MAILBOXES = 3
 RUN_ENDS = {"sync_finished", "sync_failed"}
 
 
-GRAPH_LOST_ROW = pytest.mark.xfail(
-    strict=False,  # it fails in most runs (4 of 5), not in all
-    reason="open bug: over Graph, after kills during two-way traffic an Exchange item (an all-day "
-    "event) has no row any more; see the fault-test report",
-)
-
-
-@pytest.fixture(params=["ews", pytest.param("graph", marks=GRAPH_LOST_ROW)])
+@pytest.fixture(params=["ews", "graph"])
 def api(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -1,11 +1,15 @@
 """calendarView and calendarView/delta: windowed instances, paging and delta tokens.
 
-A token carries the window, the mailbox's change-log position and (while a round is paged) an
-offset; it belongs to one generation of the mailbox's sync states, so ``invalidate_sync_state``
-makes it answer 410 Gone. The first round lists every instance in the window; later rounds list
-the instances of the items changed since the token (occurrences as stubs, as Graph does), and an
-``@removed`` entry for deleted items, deleted occurrences and items now outside the window. A
-deleted series is reported by its instances' ids and (a simulator assumption) its master's id.
+A token carries the window, the mailbox's change-log position and (while the first round is paged)
+the key (start, id) of the last instance listed; it belongs to one generation of the mailbox's sync
+states, so ``invalidate_sync_state`` makes it answer 410 Gone. The first round lists every instance
+in the window; its next page starts after that key, not at a count, as Graph's skipToken holds the
+round's position: an item deleted, added or moved while the round is paged never makes a page skip
+an unchanged item (it may repeat one: replays are allowed), and the change itself comes in the next
+round. Later rounds list the instances of the items changed since the token (occurrences as stubs,
+as Graph does), and an ``@removed`` entry for deleted items, deleted occurrences and items now
+outside the window. A deleted series is reported by its instances' ids and (a simulator
+assumption) its master's id.
 """
 
 from __future__ import annotations
@@ -33,20 +37,22 @@ class Token:
     end: dt.datetime
     seq: int  # change-log position the round started from (-1: initial round)
     snapshot: int  # change-log position the round reports up to
-    offset: int = 0
+    after: str = ""  # initial round: key of the last instance listed ("" before the first page)
 
     def encode(self) -> str:
         raw = json.dumps([self.folder, self.generation, iso_z(self.start), iso_z(self.end),
-                          self.seq, self.snapshot, self.offset])  # fmt: skip
+                          self.seq, self.snapshot, self.after])  # fmt: skip
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, mbx: Mailbox, text: str) -> Token:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            folder, gen, start, end, seq, snapshot, offset = json.loads(raw)
+            folder, gen, start, end, seq, snapshot, after = json.loads(raw)
             token = cls(folder, gen, parse_instant(start), parse_instant(end), int(seq),
-                        int(snapshot), int(offset))  # fmt: skip
+                        int(snapshot), str(after))  # fmt: skip
+            if token.after:
+                _cursor(token.after)
         except (ValueError, TypeError) as exc:
             raise ValueError("The delta token is not valid") from exc
         if token.folder != mbx.calendar_id or token.generation != generation(mbx):
@@ -69,6 +75,16 @@ def view(mbx: Mailbox, lo: dt.datetime, hi: dt.datetime) -> list[Instance]:
         if in_window(inst, lo, hi)
     ]
     return sorted(out, key=lambda i: (i.start, i.event_id))
+
+
+def _mark(inst: Instance) -> str:
+    """The paging key of ``inst`` as a token carries it."""
+    return f"{inst.start.isoformat()} {inst.event_id}"
+
+
+def _cursor(after: str) -> tuple[dt.datetime, str]:
+    start, event_id = after.split(" ", 1)
+    return dt.datetime.fromisoformat(start), event_id
 
 
 def _entry(mbx: Mailbox, inst: Instance, text_body: bool) -> dict[str, Any]:
@@ -105,11 +121,14 @@ def delta_page(
     """(entries, token of the next page or None, token of the next round)."""
     if token.seq < 0:
         listing = view(mbx, token.start, token.end)
-        chunk = listing[token.offset : token.offset + page_size]
+        if token.after:
+            mark = _cursor(token.after)
+            listing = [i for i in listing if (i.start, i.event_id) > mark]
+        chunk = listing[:page_size]
         entries = [_entry(mbx, inst, text_body) for inst in chunk]
-        more = token.offset + page_size < len(listing)
-        after = replace(token, offset=token.offset + page_size) if more else None
-        return entries, after, replace(token, seq=token.snapshot, offset=0)
+        more = len(listing) > page_size
+        after = replace(token, after=_mark(chunk[-1])) if more else None
+        return entries, after, replace(token, seq=token.snapshot, after="")
     changes, new_seq, last = mbx.changes_since(token.seq, page_size)
     entries = []
     for _, item_id, item in changes:
