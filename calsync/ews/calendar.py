@@ -14,8 +14,6 @@ a GetItem. The calendar folder is addressed by its distinguished id: no GetFolde
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from exchangelib.properties import DistinguishedFolderId
 from exchangelib.properties import Mailbox as EwsMailbox
 from exchangelib.services import SyncFolderItems
 
+from calsync.echoes import OwnWrites
 from calsync.errors import ItemError
 from calsync.ews.client import EwsClient
 from calsync.ews.errors import classify
@@ -95,8 +94,7 @@ class EwsExchangeSide:
         self.page_size = page_size
         self.batch_size = batch_size
         self.filter_window = filter_window
-        self._own_writes: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._own_writes = OwnWrites()
 
     def client(self, mailbox: Mailbox) -> EwsClient:
         try:
@@ -349,31 +347,17 @@ class EwsExchangeSide:
     # --- echoes of our own writes ---------------------------------------------------------------
 
     def _remember(self, mailbox: Mailbox, ref: ItemRef) -> None:
-        with self._lock:
-            self._own_writes[mailbox.address.lower(), ref.item_id] = ref.change_key
-            while len(self._own_writes) > 100_000:
-                self._own_writes.popitem(last=False)
+        self._own_writes.remember(mailbox.address, ref.item_id, ref.change_key)
 
     def forget_echoes(self, mailbox: Mailbox) -> None:
-        """Forget the writes remembered for ``mailbox``: after a failed run some of them may
-        have no committed link (or an answer lost on the way), and the next run must read
-        them back (a create is then linked by its calsync id instead of being pushed twice)."""
-        key = mailbox.address.lower()
-        with self._lock:
-            for own in [k for k in self._own_writes if k[0] == key]:
-                del self._own_writes[own]
+        self._own_writes.forget_mailbox(mailbox.address)
 
     def _forget(self, mailbox: Mailbox, item_id: str) -> None:
-        with self._lock:
-            self._own_writes.pop((mailbox.address.lower(), item_id), None)
+        self._own_writes.forget(mailbox.address, item_id)
 
     def _is_echo(self, mailbox: Mailbox, item_id: str, change_key: str) -> bool:
-        with self._lock:
-            key = (mailbox.address.lower(), item_id)
-            if self._own_writes.get(key) == change_key:
-                del self._own_writes[key]
-                return True
-            return False
+        # SyncFolderItems reports each change once: the echo is consumed
+        return self._own_writes.is_echo(mailbox.address, item_id, change_key, consume=True)
 
 
 if TYPE_CHECKING:

@@ -15,8 +15,6 @@ written, and a meeting with attendees is neither updated nor deleted unless the 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from urllib.parse import quote
 
 import structlog
 
+from calsync.echoes import OwnWrites
 from calsync.errors import ItemError
 from calsync.graph.client import GraphClient, SubRequest
 from calsync.graph.mapping import (
@@ -76,8 +75,7 @@ class GraphExchangeSide:
         )
         self._clock = clock
         self.page_size = page_size
-        self._own: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._own = OwnWrites()
 
     def client(self, mailbox: Mailbox) -> GraphClient:
         try:
@@ -311,30 +309,17 @@ class GraphExchangeSide:
     # --- echoes of our own writes ---------------------------------------------------------------
 
     def _remember(self, mailbox: Mailbox, ref: ItemRef) -> None:
-        with self._lock:
-            self._own[mailbox.address.lower(), ref.item_id] = ref.change_key
-            while len(self._own) > 100_000:
-                self._own.popitem(last=False)
+        self._own.remember(mailbox.address, ref.item_id, ref.change_key)
 
     def forget_echoes(self, mailbox: Mailbox) -> None:
-        """Forget the writes remembered for ``mailbox``: after a failed run some of them may
-        have no committed link (or an answer lost on the way), and the next run must read
-        them back (a create is then linked by its calsync id instead of being pushed twice)."""
-        key = mailbox.address.lower()
-        with self._lock:
-            for own in [k for k in self._own if k[0] == key]:
-                del self._own[own]
+        self._own.forget_mailbox(mailbox.address)
 
     def _forget(self, mailbox: Mailbox, item_id: str) -> None:
-        with self._lock:
-            self._own.pop((mailbox.address.lower(), item_id), None)
+        self._own.forget(mailbox.address, item_id)
 
     def _is_echo(self, mailbox: Mailbox, item_id: str, change_key: str | None) -> bool:
-        with self._lock:
-            return (
-                change_key is not None
-                and self._own.get((mailbox.address.lower(), item_id)) == change_key
-            )
+        # delta may report an item several times in one round: the echo stays remembered
+        return self._own.is_echo(mailbox.address, item_id, change_key, consume=False)
 
 
 def _etag(entry: dict[str, Any]) -> str | None:
