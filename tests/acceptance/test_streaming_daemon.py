@@ -96,13 +96,21 @@ def test_idle_mailboxes_cost_no_sync_between_polls(sim: SimHandle, daemon: Proc)
     # one: from then on only notifications may cause a sync
     db = Path(sim.info["ca_file"]).parent / "calsync.db"
 
+    runs = {"count": -1, "changed": time.monotonic()}
+
     def settled() -> bool:
         with closing(sqlite3.connect(db)) as conn:
             soon = conn.execute(
                 "SELECT count(*) FROM mailboxes WHERE next_due IS NULL OR next_due < ?",
                 ((datetime.now(UTC) + timedelta(seconds=10 * POLL)).strftime("%Y-%m-%dT%H:%M:%S"),),
             ).fetchone()[0]
-        return soon == 0
+        # the catch-up runs that new subscriptions ask for (and a run re-armed behind one that
+        # was under way) may still be due although every next_due is far: wait until the runs
+        # have stopped coming for a second, ten times the notification debounce
+        finished = len(daemon.since(0, "sync_finished"))
+        if finished != runs["count"]:
+            runs.update(count=finished, changed=time.monotonic())
+        return soon == 0 and time.monotonic() - runs["changed"] >= 1.0
 
     daemon.wait(settled, 60, "every mailbox settled on its healthy-subscription schedule")
     sim.admin.reset_stats()
